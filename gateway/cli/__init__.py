@@ -1,0 +1,28 @@
+"""The ``veilbox`` command line: one entry point over every part of the platform."""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from gateway.cli import demo, ledger
+from ledger.errors import LedgerError
+
+app = typer.Typer(
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    help="Veilbox: raw data never leaves; every use is controlled, metered and recorded.",
+)
+app.add_typer(ledger.app, name="ledger")
+app.command("demo")(demo.demo)
+
+
+def main() -> None:
+    """Run the CLI; platform errors become one clear line and exit status 1."""
+    try:
+        app()
+    except LedgerError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        sys.exit(1)
