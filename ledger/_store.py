@@ -291,15 +291,40 @@ class Ledger:
         """Sign a checkpoint over every durable entry, store it as the latest, and return it."""
         with self._mutex, self._locked():
             self._sync_log()
-            signed = sign_checkpoint(
-                self._origin, self._n, self._subtree(0, self._n) if self._n else merkle.EMPTY_ROOT,
-                self._origin, self._key,
-            )  # fmt: skip
+            root = self._subtree(0, self._n) if self._n else merkle.EMPTY_ROOT
+            self._check_extends_latest(root)
+            signed = sign_checkpoint(self._origin, self._n, root, self._origin, self._key)
             try:
                 atomic_write(self._path / CHECKPOINT_FILE, signed.note.encode())
             except OSError as exc:
                 raise LedgerIOError(f"cannot store the checkpoint: {exc.strerror}") from None
             return signed.note
+
+    def _check_extends_latest(self, root: bytes) -> None:
+        """Refuse to sign a tree that does not extend the last one signed: never sign a fork.
+
+        The proof comes from the stored node hashes, so this also catches damaged derived
+        files before their wrong root could be signed.
+        """
+        latest = self.latest_checkpoint()
+        if latest is None:
+            return
+        if latest.size > self._n:
+            raise LedgerCorruptError(
+                f"the log has {self._n} entries but its last checkpoint signed {latest.size}: "
+                "entries were removed; run 'veilbox ledger verify'"
+            )
+        proof = merkle.consistency_path(latest.size, self._n, self._subtree)
+        if not merkle.verify_consistency(latest.size, self._n, latest.root, root, proof):
+            raise LedgerCorruptError(
+                f"the tree does not extend the last checkpoint (size {latest.size}); refusing to sign. "
+                f"Run 'veilbox ledger rebuild {self._path}', then 'veilbox ledger verify'"
+            )
+
+    def rebuild(self) -> None:
+        """Re-derive the index and node files from the entries, checking every entry on the way."""
+        with self._mutex, self._locked(sync=False):
+            self._rebuild()
 
     def latest_checkpoint(self) -> Checkpoint | None:
         """The stored latest checkpoint, verified with this ledger's key, or None if none yet."""
@@ -314,11 +339,13 @@ class Ledger:
     # ----------------------------------------------------------------- internals
 
     @contextmanager
-    def _locked(self) -> Iterator[None]:
+    def _locked(self, *, sync: bool = True) -> Iterator[None]:
+        """Hold the cross-process lock, first catching up with other writers unless told not to."""
         if self._closed:
             raise LedgerError("the ledger is closed")
         with exclusive(self._lock):
-            self._sync_state()
+            if sync:
+                self._sync_state()
             yield
 
     def _check_size(self, size: int) -> None:
@@ -350,11 +377,10 @@ class Ledger:
         if start == stop:
             return []
         lo, hi = self._offset(start), self._offset(stop)
-        data = os.pread(self._log, hi - lo, lo)
-        lines = data.split(b"\n")
+        lines = [] if not 0 <= lo < hi <= self._end else os.pread(self._log, hi - lo, lo).split(b"\n")
         if len(lines) != stop - start + 1 or lines[-1]:
             raise LedgerCorruptError(
-                f"{INDEX_FILE} does not match {LOG_FILE}; reopen the ledger to rebuild it"
+                f"{INDEX_FILE} does not match {LOG_FILE}; run 'veilbox ledger rebuild {self._path}'"
             )
         return [Entry.parse(line) for line in lines[:-1]]
 
@@ -377,7 +403,10 @@ class Ledger:
             self._prev, self._last_time = GENESIS_PREV, ""
             return
         self._prev = self._node(0, n - 1).hex()
-        last = os.pread(self._log, self._end - self._offset(n - 1), self._offset(n - 1))
+        start = self._offset(n - 1)
+        if not 0 <= start < self._end <= start + MAX_ENTRY_BYTES + 1:
+            raise LedgerCorruptError(f"{INDEX_FILE} holds impossible offsets; run 'veilbox ledger rebuild'")
+        last = os.pread(self._log, self._end - start, start)
         try:
             self._last_time = json.loads(last)["time"]
         except (ValueError, KeyError, TypeError):
@@ -402,10 +431,13 @@ class Ledger:
                 return
             except (LedgerCorruptError, struct.error):
                 pass
-            os.ftruncate(self._index, 0)
-            os.ftruncate(self._nodes, 0)
-            self._load_state(0)
-            self._adopt_tail()
+            self._rebuild()
+
+    def _rebuild(self) -> None:
+        os.ftruncate(self._index, 0)
+        os.ftruncate(self._nodes, 0)
+        self._load_state(0)
+        self._adopt_tail()
 
     def _adopt_tail(self) -> None:
         """Index the complete, chaining entries past the last indexed one; cut off a torn tail.

@@ -60,8 +60,9 @@ def verify_bundle(bundle: Mapping[str, Any], key: PublicKey) -> str:
     """
     kind = _field(bundle, "type", str)
     checkpoint = open_checkpoint(_field(bundle, "checkpoint", str), key)
+    hex_proof = _field(bundle, "proof", list)
     try:
-        proof = [bytes.fromhex(p) for p in _field(bundle, "proof", list)]
+        proof = [bytes.fromhex(p) for p in hex_proof]
     except (TypeError, ValueError):
         raise ProofError("the bundle's proof is not a list of hex hashes") from None
     if kind == "inclusion":

@@ -62,6 +62,14 @@ def checkpoint(path: LedgerPath) -> None:
         typer.echo(log.checkpoint(), nl=False)
 
 
+@app.command()
+def rebuild(path: LedgerPath) -> None:
+    """Re-derive the index and node files from the entries, checking each one."""
+    with Ledger.open(path) as log:
+        log.rebuild()
+        typer.echo(f"rebuilt: {log.size} entries, root {log.root().hex()}")
+
+
 @app.command("public-key")
 def public_key_command(path: LedgerPath) -> None:
     """Print the log's verifier key, for auditors to pin."""
