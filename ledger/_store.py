@@ -343,10 +343,13 @@ class Ledger:
         """Hold the cross-process lock, first catching up with other writers unless told not to."""
         if self._closed:
             raise LedgerError("the ledger is closed")
-        with exclusive(self._lock):
-            if sync:
-                self._sync_state()
-            yield
+        try:
+            with exclusive(self._lock):
+                if sync:
+                    self._sync_state()
+                yield
+        except OSError as exc:
+            raise LedgerIOError(f"the operating system refused a ledger operation: {exc}") from None
 
     def _check_size(self, size: int) -> None:
         if not 0 <= size <= self._n:

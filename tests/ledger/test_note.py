@@ -106,3 +106,15 @@ def test_malformed_checkpoint_bodies_are_refused(body: str, problem: str) -> Non
 def test_unusable_key_names_are_refused(name: str) -> None:
     with pytest.raises(CheckpointError):
         sign_note("text\n", name, Ed25519PrivateKey.generate())
+
+
+def test_cryptography_errors_are_mapped_for_every_call_we_make() -> None:
+    """Each cryptography call on attacker-supplied bytes ends in our error or False."""
+    with pytest.raises(CheckpointError, match="exactly 32 bytes"):
+        PublicKey("name", b"\x01" * 31)
+    key = PublicKey.from_vkey(GO["verifier_key"])
+    for signature in (b"", b"\x00" * 3, b"\x00" * 64, b"\xff" * 200):
+        assert key.verify(b"message", signature) is False
+    note = GO["signed"].replace("x08go/ZJ", "x08go/Z")  # truncated signature blob
+    with pytest.raises(CheckpointError):
+        open_note(note, key)

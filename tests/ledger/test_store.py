@@ -352,3 +352,20 @@ def test_a_rolled_back_log_is_never_signed(log: Ledger) -> None:
     log.rebuild()
     with pytest.raises(LedgerCorruptError, match="entries were removed"):
         log.checkpoint()
+
+
+def test_operating_system_errors_surface_as_ledger_errors(
+    log: Ledger, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fill(log, 3)
+
+    def failing_fstat(fd: int) -> os.stat_result:
+        raise OSError(errno.EIO, os.strerror(errno.EIO))
+
+    monkeypatch.setattr(os, "fstat", failing_fstat)
+    with pytest.raises(LedgerIOError, match="Input/output error"):
+        log.root()
+    with pytest.raises(LedgerIOError):
+        log.append("a", "b", "c")
+    monkeypatch.undo()
+    assert log.size == 3
