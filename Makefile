@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test lint bench clean
+.PHONY: demo test lint bench bench-full clean
 
 demo: $(VENV)/.installed
 	$(BIN)/veilbox demo --workdir veilbox-demo --force
@@ -18,6 +18,9 @@ lint: $(VENV)/.installed-dev
 
 bench: $(VENV)/.installed-dev
 	$(BIN)/python -m benchmarks
+
+bench-full: $(VENV)/.installed-dev
+	$(BIN)/python -m benchmarks --full
 
 $(VENV)/.created:
 	$(PYTHON) -m venv $(VENV)

@@ -27,7 +27,7 @@ from ledger.entry import GENESIS_PREV, MAX_ENTRY_BYTES, Entry
 from ledger.errors import CheckpointError, LedgerCorruptError
 from ledger.note import Checkpoint, PublicKey, open_checkpoint
 
-_CHUNK = 1 << 24
+_CHUNK = 1 << 22
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,63 @@
+"""Run every benchmark module: ``python -m benchmarks [--full | --smoke] [--out DIR] [--readme PATH]``.
+
+A benchmark module exposes ``run(options) -> list[Record]``; adding its ``run`` to
+``BENCHMARKS`` is all it takes to join the suite, the result files and the README table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from benchmarks import bench_ledger
+from benchmarks._report import Options, Record, progress, update_readme, write_results
+
+BENCHMARKS: list[Callable[[Options], list[Record]]] = [
+    bench_ledger.run,
+]
+
+_HERE = Path(__file__).resolve().parent
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the suite, write the result files and refresh the README block."""
+    args = _parser().parse_args(argv)
+    mode = "full" if args.full else "smoke" if args.smoke else "quick"
+    out = args.out.resolve()
+    options = Options(mode=mode, seed=args.seed, scratch=out / "scratch")
+    started = time.perf_counter()
+    records: list[Record] = []
+    options.scratch.mkdir(parents=True, exist_ok=True)
+    try:
+        for bench in BENCHMARKS:
+            records.extend(bench(options))
+    finally:
+        shutil.rmtree(options.scratch, ignore_errors=True)
+    markdown = write_results(out, options, records)
+    if not args.no_readme:
+        update_readme(args.readme, markdown)
+    print(markdown)
+    progress(f"{mode} run finished in {time.perf_counter() - started:.1f} s; results in {out}")
+    return 0
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
+    size = parser.add_mutually_exclusive_group()
+    size.add_argument("--full", action="store_true", help="larger sizes and more rounds")
+    size.add_argument(
+        "--smoke", action="store_true", help="tiny sizes: checks the suite runs, measures nothing"
+    )
+    parser.add_argument("--out", type=Path, default=_HERE / "results", help="where latest.json/.md go")
+    parser.add_argument("--seed", type=int, default=20260101, help="seed for generated entries and samples")
+    readme = parser.add_mutually_exclusive_group()
+    readme.add_argument("--readme", type=Path, default=_HERE.parent / "README.md", help="README to refresh")
+    readme.add_argument("--no-readme", action="store_true", help="leave every README alone")
+    return parser
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
