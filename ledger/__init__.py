@@ -18,6 +18,7 @@ from ledger.errors import (
     LedgerKeyError,
     NotALedgerError,
     ProofError,
+    VeilboxError,
 )
 from ledger.note import Checkpoint, PublicKey, open_checkpoint, open_note, sign_note
 from ledger.verify import Failure, VerifyReport, verify_log
@@ -38,6 +39,7 @@ __all__ = [
     "ProofError",
     "PublicKey",
     "Receipt",
+    "VeilboxError",
     "VerifyReport",
     "canonical_json",
     "merkle",

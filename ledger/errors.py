@@ -1,16 +1,18 @@
-"""Errors raised by the ledger.
+"""The root of every Veilbox error, and the errors raised by the ledger.
 
-The ledger imports nothing else of Veilbox (an auditor runs it alone), so it has its own
-root; the other packages' errors sit beside it under the platform's root::
+Every package may depend on the ledger and the ledger on none of them, so the platform's
+root lives here and each package hangs its own tree beneath it::
 
-    LedgerError                 anything the ledger refuses or cannot do
-    ├── EntryError              an entry cannot be written: not JSON, too large, bad field
-    ├── NotALedgerError         a path is not a ledger directory (or not ours)
-    ├── LedgerCorruptError      stored data fails its own checks beyond what recovery repairs
-    ├── LedgerKeyError          the signing key file is missing, unreadable or too open
-    ├── CheckpointError         a checkpoint or signed note is malformed or its signature fails
-    ├── ProofError              a proof was asked for sizes or indices the log does not have
-    └── LedgerIOError           the operating system refused a read or write
+    VeilboxError                anything Veilbox refuses or cannot do
+    ├── (sandbox.errors, deid.errors, … : each package's tree)
+    └── LedgerError             anything the ledger refuses or cannot do
+        ├── EntryError              an entry cannot be written: not JSON, too large, bad field
+        ├── NotALedgerError         a path is not a ledger directory (or not ours)
+        ├── LedgerCorruptError      stored data fails its own checks beyond what recovery repairs
+        ├── LedgerKeyError          the signing key file is missing, unreadable or too open
+        ├── CheckpointError         a checkpoint or signed note is malformed or its signature fails
+        ├── ProofError              a proof was asked for sizes or indices the log does not have
+        └── LedgerIOError           the operating system refused a read or write
 
 Every message says what was wrong and what to do about it.
 """
@@ -18,7 +20,11 @@ Every message says what was wrong and what to do about it.
 from __future__ import annotations
 
 
-class LedgerError(Exception):
+class VeilboxError(Exception):
+    """Root of every error Veilbox raises; its message says what was wrong and what to do."""
+
+
+class LedgerError(VeilboxError):
     """Root of every error the ledger raises."""
 
 

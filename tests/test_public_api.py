@@ -10,7 +10,7 @@ SURFACES = {
     "ledger": {
         "MAX_ENTRY_BYTES", "Checkpoint", "CheckpointError", "Entry", "EntryError", "Failure", "Ledger",
         "LedgerCorruptError", "LedgerError", "LedgerIOError", "LedgerKeyError", "NotALedgerError",
-        "ProofError", "PublicKey", "Receipt", "VerifyReport", "canonical_json", "merkle",
+        "ProofError", "PublicKey", "Receipt", "VeilboxError", "VerifyReport", "canonical_json", "merkle",
         "open_checkpoint", "open_note", "sign_note", "verify_log",
     },
     "sandbox": set(),

@@ -7,7 +7,7 @@ import sys
 import typer
 
 from gateway.cli import demo, ledger
-from ledger.errors import LedgerError
+from ledger.errors import VeilboxError
 
 app = typer.Typer(
     no_args_is_help=True,
@@ -23,6 +23,6 @@ def main() -> None:
     """Run the CLI; platform errors become one clear line and exit status 1."""
     try:
         app()
-    except LedgerError as exc:
+    except VeilboxError as exc:
         typer.echo(f"error: {exc}", err=True)
         sys.exit(1)

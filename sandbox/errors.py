@@ -1,0 +1,61 @@
+"""Errors raised by the enclave.
+
+::
+
+    VeilboxError (ledger.errors)
+    └── SandboxError            anything the enclave refuses or cannot do
+        ├── PolicyViolation     a query refused by a policy rule: carries the rule id and fragment
+        ├── CatalogError        unknown dataset or column, duplicate name, bad tag or bounds
+        ├── IngestError         a file cannot be ingested; nothing was stored
+        ├── JobError            a job failed while running; the worker pool survives
+        │   ├── JobTimeout      it ran past its wall-time limit
+        │   └── JobResourceError it ran past its memory or CPU limit
+        └── ConfinementError    a confined (Python) job cannot run safely here, so it is refused
+"""
+
+from __future__ import annotations
+
+from ledger.errors import VeilboxError
+
+
+class SandboxError(VeilboxError):
+    """Root of the enclave's errors."""
+
+
+class PolicyViolation(SandboxError):
+    """A query was refused before any data was touched.
+
+    ``rule`` is the stable id of the rule that refused it (e.g. ``P-IDENT-FILTER``) and
+    ``fragment`` the offending part of the SQL.
+    """
+
+    def __init__(self, rule: str, message: str, fragment: str = "") -> None:
+        self.rule = rule
+        self.fragment = fragment
+        self.reason = message
+        detail = f": {fragment}" if fragment else ""
+        super().__init__(f"[{rule}] {message}{detail}")
+
+
+class CatalogError(SandboxError):
+    """The catalog cannot do what was asked."""
+
+
+class IngestError(SandboxError):
+    """A dataset could not be ingested; the enclave and catalog are unchanged."""
+
+
+class JobError(SandboxError):
+    """A job failed while running."""
+
+
+class JobTimeout(JobError):
+    """A job ran past its wall-time limit and was interrupted."""
+
+
+class JobResourceError(JobError):
+    """A job ran past its memory or CPU limit."""
+
+
+class ConfinementError(SandboxError):
+    """Confinement for Python jobs is unavailable; such jobs are refused, never run unconfined."""
