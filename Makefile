@@ -3,12 +3,12 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test lint bench bench-full clean
+.PHONY: demo test lint bench sysdeps bench-full clean
 
 demo: $(VENV)/.installed
 	$(BIN)/veilbox demo --workdir veilbox-demo --force
 
-test: $(VENV)/.installed-dev
+test: $(VENV)/.installed-dev sysdeps
 	$(BIN)/python -m pytest
 
 lint: $(VENV)/.installed-dev
@@ -21,6 +21,14 @@ bench: $(VENV)/.installed-dev
 
 bench-full: $(VENV)/.installed-dev
 	$(BIN)/python -m benchmarks --full
+
+# Confined Python jobs need bubblewrap; install it where we can (root with apt), otherwise
+# such jobs are refused and the tests that need it say they were skipped.
+sysdeps:
+	@command -v bwrap >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && \
+	  { apt-get install -y -qq bubblewrap >/dev/null 2>&1 || \
+	    { apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq bubblewrap >/dev/null 2>&1; }; }; } || \
+	  echo "bubblewrap is not available: confined Python jobs will be refused"
 
 $(VENV)/.created:
 	$(PYTHON) -m venv $(VENV)

@@ -6,7 +6,7 @@ import sys
 
 import typer
 
-from gateway.cli import demo, ledger
+from gateway.cli import demo, enclave, ledger, synth
 from ledger.errors import VeilboxError
 
 app = typer.Typer(
@@ -16,7 +16,10 @@ app = typer.Typer(
     help="Veilbox: raw data never leaves; every use is controlled, metered and recorded.",
 )
 app.add_typer(ledger.app, name="ledger")
+app.add_typer(enclave.catalog_app, name="catalog")
 app.command("demo")(demo.demo)
+app.command("synth")(synth.synth)
+app.command("ingest")(enclave.ingest_command)
 
 
 def main() -> None:

@@ -1,8 +1,10 @@
 """``veilbox demo``: the end-to-end story on the embedded default, printed step by step.
 
-Today the story is the audit ledger's: the platform records what happens in a city's
-data enclave, signs checkpoints, and an auditor — holding only the public key and the
-checkpoints it saved — verifies everything, proves single entries and catches tampering.
+A fictional city's providers load their data into the enclave (PII found and
+pseudonymized), a developer works against mock data and submits queries — some refused
+by policy, the rest run in isolated workers into quarantine — and an auditor, holding
+only the public key and a checkpoint saved earlier, verifies the whole ledger, proves
+one job's entry, and catches tampering.
 """
 
 from __future__ import annotations
@@ -10,106 +12,149 @@ from __future__ import annotations
 import base64
 import json
 import shutil
-import threading
-import time
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 from rich.console import Console
 from rich.panel import Panel
 from rich.table import Table
 
-from ledger import Ledger, verify_log
+from ledger import PublicKey, verify_log
 from ledger.bundle import consistency_bundle, inclusion_bundle, verify_bundle
 from ledger.note import open_checkpoint
+from sandbox.city import CITY_COLUMNS, CITY_LEVELS, CITY_PROVIDERS
+from sandbox.enclave import Enclave
+from sandbox.ingest import IngestRequest, ingest
+from sandbox.jobs import JobOutcome, QueryJob, run_query
+from sandbox.mock import run_mock
+from sandbox.policy import ScenarioPolicy
+from sandbox.synth import generate_city
 
 MARKER = ".veilbox-demo"
 ORIGIN = "veilbox.demo/city-ledger"
+DEVELOPER = "developer:alice@city-data-co"
 
-# A day on the platform, in the roles and steps of DESIGN.md.
-_EVENTS: list[tuple[str, str, str, dict[str, Any]]] = [
-    ("provider:civil-affairs", "dataset.registered", "residents", {"rows": 100_000, "level": 3}),
-    ("provider:market-regulation", "dataset.registered", "enterprises", {"rows": 5_000, "level": 2}),
-    (
-        "authority:data-bureau",
-        "authorization.granted",
-        "operator:city-data-co",
-        {"mode": "domain", "term_years": 3},
-    ),
-    ("operator:city-data-co", "scenario.applied", "governance", {"purpose": "population by district"}),
-    ("authority:data-bureau", "scenario.approved", "governance", {"epsilon": 1.0, "min_cell": 10}),
-    ("developer:alice", "job.submitted", "job", {"scenario": "governance", "kind": "sql"}),
-    ("sandbox", "job.finished", "job", {"status": "pending_review"}),
-    ("reviewer:bob", "review.approved", "job", {"reason": "aggregate, cells >= 10"}),
-    ("gateway", "release.published", "job", {"format": "csv"}),
-]
+SUBMISSIONS = [
+    ("population by district and education", "SELECT district, education, COUNT(*) AS residents "
+     "FROM residents GROUP BY district, education"),
+    ("average insured salary by industry", "SELECT e.industry, AVG(s.base_salary) AS avg_salary, "
+     "COUNT(DISTINCT s.resident_id) AS people FROM social_insurance s "
+     "JOIN enterprises e ON s.employer_uscc = e.uscc GROUP BY e.industry"),
+    ("list residents' ID numbers", "SELECT resident_id, district FROM residents"),
+    ("the highest salary", "SELECT MAX(base_salary) AS top FROM social_insurance"),
+    ("one person's salary through a subquery", "SELECT SUM(base_salary) AS s FROM (SELECT base_salary "
+     "FROM social_insurance ORDER BY base_salary DESC LIMIT 1) t"),
+    ("read a file on the server", "SELECT COUNT(*) AS n FROM read_csv('/etc/passwd')"),
+]  # fmt: skip
 
 
 def demo(
     workdir: Annotated[Path, typer.Option(help="Where the demo writes its data.")] = Path("veilbox-demo"),
-    events: Annotated[int, typer.Option(min=10, help="How many platform events to record.")] = 20_000,
+    rows: Annotated[int, typer.Option(min=100, help="Residents in the synthetic city.")] = 100_000,
     force: Annotated[bool, typer.Option(help="Replace an earlier demo in WORKDIR.")] = False,
 ) -> None:
-    """Record platform events in a ledger, checkpoint, prove, verify and catch tampering."""
+    """Synthesize a city, ingest it, run policy-checked jobs, and audit the ledger."""
     console = Console(highlight=False, soft_wrap=True)
     _prepare(workdir, force)
-    console.print(Panel.fit("Veilbox — the audit ledger, end to end", style="bold"))
-
-    console.rule("1. The platform opens its ledger")
-    log = Ledger.open(workdir / "ledger", origin=ORIGIN)
-    auditor = workdir / "auditor"
-    auditor.mkdir()
-    vkey = log.public_key().vkey
-    (auditor / "ledger.vkey").write_text(vkey + "\n")
-    console.print(f"origin [bold]{log.origin}[/]; the auditor pins its verifier key:\n  {vkey}")
-
-    console.rule("2. A day of operations, recorded by 8 concurrent services")
-    rate = _record(log, events // 2, threads=8)
-    console.print(f"{log.size:,} entries appended durably at {rate:,.0f} entries/s (group commit)")
-
-    console.rule("3. A signed checkpoint, which the auditor saves")
-    first = log.checkpoint()
-    (auditor / "checkpoint-1").write_text(first)
-    console.print(first.rstrip())
-
-    console.rule("4. More operations, a second checkpoint")
-    _record(log, events - events // 2, threads=8)
-    second = log.checkpoint()
-    (auditor / "checkpoint-2").write_text(second)
-    console.print(second.rstrip())
-
-    console.rule("5. The auditor verifies the whole log offline")
-    report = verify_log(log.path, public_key=log.public_key(), trusted_checkpoint=first)
-    console.print(report.summary())
-
-    console.rule("6. One release's inclusion, proven from a bundle and the public key alone")
-    key = log.public_key()
-    newer = open_checkpoint(second, key)
-    release = next(
-        e for e in reversed(log.entries(newer.size - 50, newer.size)) if e.action == "release.published"
+    console.print(
+        Panel.fit("Veilbox — raw data never leaves; every use is controlled and recorded", style="bold")
     )
-    bundle = inclusion_bundle(log, release.index, newer)
-    (auditor / "release-proof.json").write_text(json.dumps(bundle, indent=2, ensure_ascii=False))
-    console.print(f"{len(bundle['proof'])} hashes prove it: {verify_bundle(bundle, key)}")
-    proof = consistency_bundle(log, open_checkpoint(first, key), newer)
-    console.print(f"consistency ({len(proof['proof'])} hashes): {verify_bundle(proof, key)}")
-    log.close()
+    with Enclave.open(workdir / "platform", origin=ORIGIN) as enclave:
+        auditor = _auditor_pins_key(enclave, workdir / "auditor", console)
+        _synthesize_and_ingest(enclave, workdir / "city", rows, console)
+        (auditor / "checkpoint-after-ingest").write_text(enclave.ledger.checkpoint())
+        policy = ScenarioPolicy({name: enclave.catalog.get(name) for name in CITY_COLUMNS})
+        _develop_on_mock(policy, console)
+        outcomes = _submit(enclave, policy, console)
+        _audit(enclave, auditor, outcomes, console)
+    _tamper(workdir, auditor, console)
 
-    console.rule("7. Tampering is caught")
+
+def _auditor_pins_key(enclave: Enclave, auditor: Path, console: Console) -> Path:
+    console.rule("The auditor pins the ledger's public key")
+    auditor.mkdir()
+    vkey = enclave.ledger.public_key().vkey
+    (auditor / "ledger.vkey").write_text(vkey + "\n")
+    console.print(vkey)
+    return auditor
+
+
+def _synthesize_and_ingest(enclave: Enclave, city: Path, rows: int, console: Console) -> None:
+    console.rule(f"1. A synthetic city of {rows:,} residents")
+    counts = generate_city(rows, seed=2026, out=city)
+    console.print(", ".join(f"{table} {count:,}" for table, count in counts.items()))
+    console.rule("2. Providers ingest: PII detected, identifiers pseudonymized, datasets registered")
+    table = Table("dataset", "provider", "level", "rows", "registration", "pseudonymized (join domain)")
+    for name, columns in CITY_COLUMNS.items():
+        declared = {c.name: c for c in columns}
+        request = IngestRequest(
+            name, (city / f"{name}.parquet",), CITY_PROVIDERS[name], CITY_LEVELS[name], declared=declared
+        )
+        report = ingest(enclave, request)
+        hidden = ", ".join(f"{col} ({domain})" for col, domain in report.pseudonymized.items())
+        d = report.dataset
+        table.add_row(d.name, d.provider, str(d.level), f"{d.row_count:,}", d.registration_code, hidden)
+    console.print(table)
+    console.print("Raw identifiers now exist only in the encrypted identifier vault inside the enclave.")
+
+
+def _develop_on_mock(policy: ScenarioPolicy, console: Console) -> None:
+    console.rule("3. A developer writes a query against mock data (generated from the catalog only)")
+    mock = run_mock(SUBMISSIONS[0][1], policy, rows=2000)
+    sample = mock.table.slice(0, 3).to_pylist()
+    console.print(f"[{mock.marker}] {mock.table.num_rows} rows, e.g. {sample}")
+
+
+def _submit(enclave: Enclave, policy: ScenarioPolicy, console: Console) -> list[JobOutcome]:
+    console.rule("4. Submissions: checked before any data is touched, run in isolated workers")
+    table = Table("query", "outcome", "detail")
+    outcomes = []
+    for title, sql in SUBMISSIONS:
+        outcome = run_query(enclave, QueryJob(sql=sql, actor=DEVELOPER, scenario="governance", policy=policy))
+        outcomes.append(outcome)
+        if outcome.status == "quarantined" and outcome.result is not None:
+            detail = f"{outcome.result.rows} rows, sha256 {outcome.result.sha256[:16]}… (values withheld)"
+        else:
+            detail = f"{outcome.rule or ''} {outcome.reason}".strip()
+        table.add_row(title, outcome.status, detail)
+    console.print(table)
+    console.print("Quarantined results wait for disclosure checks and human review; the submitter sees none.")
+    return outcomes
+
+
+def _audit(enclave: Enclave, auditor: Path, outcomes: list[JobOutcome], console: Console) -> None:
+    console.rule("5. The auditor verifies the whole ledger offline")
+    key = enclave.ledger.public_key()
+    saved = (auditor / "checkpoint-after-ingest").read_text()
+    latest = open_checkpoint(enclave.ledger.checkpoint(), key)
+    report = verify_log(enclave.ledger.path, public_key=key, trusted_checkpoint=saved)
+    console.print(report.summary())
+    quarantined = next(o for o in outcomes if o.status == "quarantined")
+    assert quarantined.ledger_index is not None
+    bundle = inclusion_bundle(enclave.ledger, quarantined.ledger_index, latest)
+    (auditor / "job-proof.json").write_text(json.dumps(bundle, indent=2, ensure_ascii=False))
+    console.print(f"inclusion ({len(bundle['proof'])} hashes): {verify_bundle(bundle, key)}")
+    proof = consistency_bundle(enclave.ledger, open_checkpoint(saved, key), latest)
+    console.print(f"consistency ({len(proof['proof'])} hashes): {verify_bundle(proof, key)}")
+
+
+def _tamper(workdir: Path, auditor: Path, console: Console) -> None:
+    console.rule("6. Tampering with the ledger is caught")
+    ledger_dir = workdir / "platform" / "ledger"
+    key = PublicKey.from_vkey((auditor / "ledger.vkey").read_text())
+    saved = (auditor / "checkpoint-after-ingest").read_text()
     table = Table("attack on a copy of the ledger", "verify says")
     for name, attack in _ATTACKS:
-        copy = workdir / f"tampered-{name.split()[0]}"
-        shutil.copytree(workdir / "ledger", copy)
+        copy = workdir / "tampered"
+        shutil.copytree(ledger_dir, copy)
         attack(copy)
-        result = verify_log(copy, public_key=key, trusted_checkpoint=first)
-        table.add_row(name, result.summary())
+        table.add_row(name, verify_log(copy, public_key=key, trusted_checkpoint=saved).summary())
         shutil.rmtree(copy)
     console.print(table)
     console.print(
-        f"\nThe ledger is in {workdir / 'ledger'}; try "
-        f"'veilbox ledger verify {workdir / 'ledger'} --public-key {auditor / 'ledger.vkey'} "
-        f"--checkpoint {auditor / 'checkpoint-1'}'."
+        f"\nTry it yourself: veilbox ledger verify {ledger_dir} --public-key {auditor / 'ledger.vkey'} "
+        f"--checkpoint {auditor / 'checkpoint-after-ingest'}"
     )
 
 
@@ -124,29 +169,10 @@ def _prepare(workdir: Path, force: bool) -> None:
     (workdir / MARKER).write_text("created by 'veilbox demo'\n")
 
 
-def _record(log: Ledger, count: int, threads: int) -> float:
-    def worker(offset: int) -> None:
-        for i in range(offset, count, threads):
-            actor, action, subject, details = _EVENTS[i % len(_EVENTS)]
-            log.append(
-                actor, action, f"{subject}-{i // len(_EVENTS)}" if subject == "job" else subject, details
-            )
-
-    pool = [threading.Thread(target=worker, args=(k,)) for k in range(threads)]
-    start = time.perf_counter()
-    for t in pool:
-        t.start()
-    for t in pool:
-        t.join()
-    return count / (time.perf_counter() - start)
-
-
-def _flip_byte(path: Path) -> None:
+def _edit_entry(path: Path) -> None:
     log = path / "entries.jsonl"
-    data = bytearray(log.read_bytes())
-    at = data.index(b'"rows":100000')
-    data[at + 8] = ord("9")
-    log.write_bytes(bytes(data))
+    data = log.read_bytes()
+    log.write_bytes(data.replace(b'"level":3', b'"level":1', 1))
 
 
 def _truncate(path: Path) -> None:
@@ -158,7 +184,7 @@ def _truncate(path: Path) -> None:
 def _swap(path: Path) -> None:
     log = path / "entries.jsonl"
     lines = log.read_bytes().split(b"\n")
-    lines[10], lines[11] = lines[11], lines[10]
+    lines[4], lines[5] = lines[5], lines[4]
     log.write_bytes(b"\n".join(lines))
 
 
@@ -171,8 +197,8 @@ def _forge_signature(path: Path) -> None:
 
 
 _ATTACKS = [
-    ("edit one byte of an old entry", _flip_byte),
+    ("lower a dataset's classification level in its entry", _edit_entry),
     ("swap two entries", _swap),
-    ("truncate the last entry", _truncate),
+    ("delete the last entry", _truncate),
     ("forge the checkpoint signature", _forge_signature),
 ]

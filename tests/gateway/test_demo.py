@@ -14,26 +14,37 @@ runner = CliRunner()
 
 def test_demo_runs_end_to_end(tmp_path: Path) -> None:
     workdir = tmp_path / "demo"
-    result = runner.invoke(app, ["demo", "--workdir", str(workdir), "--events", "300"])
+    result = runner.invoke(app, ["demo", "--workdir", str(workdir), "--rows", "2000"], env={"COLUMNS": "250"})
     assert result.exit_code == 0, result.output
     out = result.output
-    assert "300 entries chained" in out
-    assert "extends the saved checkpoint at size 150" in out
-    assert "release.published" in out
-    for attack in ("edit one byte", "swap two entries", "truncate", "forge the checkpoint"):
+    for dataset in ("residents", "enterprises", "social_insurance", "utility_usage", "credit_records"):
+        assert dataset in out
+    assert "resident_id (person)" in out
+    assert "[MOCK]" in out
+    assert out.count("quarantined") >= 2
+    for rule in ("P-IDENT-OUTPUT", "P-AGGREGATE", "P-LIMIT", "P-TABLE-FUNCTION"):
+        assert rule in out, rule
+    assert "extends the saved checkpoint" in out
+    assert "job.quarantined by developer:alice" in out
+    for attack in (
+        "classification level",
+        "swap two entries",
+        "delete the last entry",
+        "forge the checkpoint",
+    ):
         assert attack in out
     assert out.count("FAILED") == 4
-    assert verify_log(workdir / "ledger").ok
-    assert (workdir / "auditor/release-proof.json").exists()
+    assert verify_log(workdir / "platform/ledger").ok
+    assert (workdir / "auditor/job-proof.json").exists()
 
 
 def test_demo_refuses_to_overwrite_without_force(tmp_path: Path) -> None:
     workdir = tmp_path / "demo"
-    assert runner.invoke(app, ["demo", "--workdir", str(workdir), "--events", "50"]).exit_code == 0
-    again = runner.invoke(app, ["demo", "--workdir", str(workdir), "--events", "50"])
+    assert runner.invoke(app, ["demo", "--workdir", str(workdir), "--rows", "500"]).exit_code == 0
+    again = runner.invoke(app, ["demo", "--workdir", str(workdir), "--rows", "500"])
     assert again.exit_code != 0
     assert "pass --force" in again.output
-    forced = runner.invoke(app, ["demo", "--workdir", str(workdir), "--events", "50", "--force"])
+    forced = runner.invoke(app, ["demo", "--workdir", str(workdir), "--rows", "500", "--force"])
     assert forced.exit_code == 0
 
 

@@ -1,0 +1,146 @@
+"""``veilbox ingest`` and ``veilbox catalog …``: providers load data; everyone browses schemas."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from sandbox.catalog import Column, Tag
+from sandbox.city import CITY_COLUMNS, CITY_LEVELS, CITY_PROVIDERS
+from sandbox.enclave import Enclave
+from sandbox.errors import IngestError
+from sandbox.ingest import IngestRequest, ingest
+
+Workdir = Annotated[Path, typer.Option(help="The platform's working directory.")]
+DEFAULT_WORKDIR = Path("veilbox-data")
+
+catalog_app = typer.Typer(
+    no_args_is_help=True, help="Browse the resource catalog: schemas and tags, never values."
+)
+
+
+def ingest_command(
+    files: Annotated[
+        list[Path], typer.Argument(help="CSV or Parquet files with one schema.", show_default=False)
+    ],
+    dataset: Annotated[str, typer.Option(help="The dataset's catalog name.")],
+    provider: Annotated[str, typer.Option(help="The providing department.")] = "",
+    level: Annotated[int, typer.Option(min=1, max=4, help="Classification level (分类分级), 1 to 4.")] = 0,
+    workdir: Workdir = DEFAULT_WORKDIR,
+    declare: Annotated[
+        list[str] | None,
+        typer.Option(help="COLUMN=TAG, COLUMN=measure:LOWER:UPPER or COLUMN=identifier:DOMAIN; repeatable."),
+    ] = None,
+    schema: Annotated[
+        str | None, typer.Option(help="Use built-in declarations: 'city' for the synthetic city.")
+    ] = None,
+    description: Annotated[str, typer.Option(help="What the data is.")] = "",
+    json_output: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+) -> None:
+    """Load files, detect PII, pseudonymize identifiers, store in the enclave and register the dataset."""
+    declared = _city_declarations(dataset) if schema == "city" else {}
+    if schema not in (None, "city"):
+        raise IngestError(f"unknown schema {schema!r}; the built-in one is 'city'")
+    declared.update(_parse_declarations(declare or []))
+    request = IngestRequest(
+        dataset=dataset,
+        files=tuple(files),
+        provider=provider or (CITY_PROVIDERS.get(dataset, "") if schema == "city" else ""),
+        level=level or (CITY_LEVELS.get(dataset, 0) if schema == "city" else 0),
+        description=description,
+        declared=declared,
+    )
+    console = Console(highlight=False)
+    with Enclave.open(workdir) as enclave, console.status(f"ingesting {dataset}…"):
+        report = ingest(enclave, request)
+    if json_output:
+        typer.echo(
+            json.dumps(
+                {"dataset": report.dataset.schema(), "pseudonymized": dict(report.pseudonymized)},
+                ensure_ascii=False,
+            )
+        )
+        return
+    table = Table("column", "detected", "tag", "pseudonymized in")
+    detected = {r.column: r for r in report.classification}
+    for column in report.dataset.columns:
+        found = detected[column.name].dominant
+        share = detected[column.name].entities.get(found, 0.0) if found else 0.0
+        table.add_row(
+            column.name,
+            f"{found} {share:.0%}" if found else "",
+            str(column.tag),
+            report.pseudonymized.get(column.name, ""),
+        )
+    console.print(table)
+    console.print(
+        f"{report.dataset.name}: {report.dataset.row_count:,} rows registered as "
+        f"{report.dataset.registration_code}, "
+        f"{report.vault_added:,} identifiers sealed in the vault"
+    )
+
+
+@catalog_app.command("list")
+def catalog_list(
+    workdir: Workdir = DEFAULT_WORKDIR,
+    json_output: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """List registered datasets."""
+    with Enclave.open(workdir) as enclave:
+        datasets = enclave.catalog.list()
+    if json_output:
+        typer.echo(json.dumps([d.schema() for d in datasets], ensure_ascii=False))
+        return
+    table = Table("dataset", "provider", "level", "rows", "registration code")
+    for d in datasets:
+        table.add_row(d.name, d.provider, str(d.level), f"{d.row_count:,}", d.registration_code)
+    Console().print(table)
+
+
+@catalog_app.command("show")
+def catalog_show(
+    name: Annotated[str, typer.Argument(help="The dataset.")],
+    workdir: Workdir = DEFAULT_WORKDIR,
+) -> None:
+    """Print one dataset's schema and tags as JSON (never values)."""
+    with Enclave.open(workdir) as enclave:
+        typer.echo(json.dumps(enclave.catalog.get(name).schema(), ensure_ascii=False, indent=2))
+
+
+def _city_declarations(dataset: str) -> dict[str, Column]:
+    if dataset not in CITY_COLUMNS:
+        raise IngestError(f"the city schema has no table {dataset!r}; it has {', '.join(CITY_COLUMNS)}")
+    return {c.name: c for c in CITY_COLUMNS[dataset]}
+
+
+def _parse_declarations(items: list[str]) -> dict[str, Column]:
+    """Turn ``COLUMN=TAG[:…]`` options into column declarations (types come from the files)."""
+    declared: dict[str, Column] = {}
+    for item in items:
+        name, _, spec = item.partition("=")
+        tag, *args = spec.split(":")
+        try:
+            kind = Tag(tag)
+        except ValueError:
+            raise IngestError(
+                f"--declare {item!r}: tag must be one of {', '.join(t.value for t in Tag)}"
+            ) from None
+        try:
+            if kind in (Tag.MEASURE, Tag.SENSITIVE):
+                lower, upper = (float(a) for a in args)
+                declared[name] = Column(name, "DOUBLE", kind, lower=lower, upper=upper)
+            elif kind is Tag.IDENTIFIER:
+                (domain,) = args
+                declared[name] = Column(name, "VARCHAR", kind, join_domain=domain)
+            else:
+                declared[name] = Column(name, "VARCHAR", kind)
+        except ValueError:
+            raise IngestError(
+                f"--declare {item!r}: expected {name}=measure:LOWER:UPPER or {name}=identifier:DOMAIN"
+            ) from None
+    return declared

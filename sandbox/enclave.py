@@ -1,0 +1,130 @@
+"""The enclave working directory and the services that live in it.
+
+::
+
+    WORKDIR/
+      enclave/                 mode 0700: nothing here ever leaves
+        keys/master.key        the master key (pseudonyms, vault), mode 0600
+        base.duckdb            an empty read-only database workers start from
+        datasets/NAME.duckdb   one file per dataset, written once at ingestion
+        vault.sqlite           the encrypted identifier vault
+      catalog.sqlite           the resource catalog (schemas and tags, never values)
+      quarantine/              job results awaiting review
+      ledger/                  the platform's audit ledger
+
+Each dataset has its own file so that ingesting a new one never contends with workers
+reading the others (DuckDB lets a file have one writer or many readers, not both).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import duckdb
+
+from deid.keys import MasterKey
+from deid.pseudonym import Pseudonymizer
+from deid.vault import IdentifierVault
+from ledger import Ledger
+from sandbox.catalog import Catalog, check_name
+from sandbox.pool import Limits, WorkerPool
+from sandbox.quarantine import Quarantine
+
+
+@dataclass(frozen=True)
+class Paths:
+    """Where each part of a working directory lives."""
+
+    root: Path
+
+    @property
+    def enclave(self) -> Path:
+        return self.root / "enclave"
+
+    @property
+    def master_key(self) -> Path:
+        return self.enclave / "keys" / "master.key"
+
+    @property
+    def base(self) -> Path:
+        return self.enclave / "base.duckdb"
+
+    @property
+    def datasets(self) -> Path:
+        return self.enclave / "datasets"
+
+    @property
+    def vault(self) -> Path:
+        return self.enclave / "vault.sqlite"
+
+    @property
+    def catalog(self) -> Path:
+        return self.root / "catalog.sqlite"
+
+    @property
+    def quarantine(self) -> Path:
+        return self.root / "quarantine"
+
+    @property
+    def ledger(self) -> Path:
+        return self.root / "ledger"
+
+    def dataset(self, name: str) -> Path:
+        return self.datasets / f"{check_name('dataset', name)}.duckdb"
+
+
+class Enclave:
+    """A working directory opened: ledger, catalog, keys, vault, quarantine and a worker pool."""
+
+    def __init__(self, paths: Paths, ledger: Ledger, master: MasterKey, limits: Limits, workers: int) -> None:
+        self.paths = paths
+        self.ledger = ledger
+        self.catalog = Catalog(paths.catalog, ledger)
+        self.master = master
+        self.pseudonymizer = Pseudonymizer(master)
+        self.vault = IdentifierVault(paths.vault, master)
+        self.quarantine = Quarantine(paths.quarantine)
+        self._limits, self._workers = limits, workers
+        self._pool: WorkerPool | None = None
+
+    @classmethod
+    def open(
+        cls, workdir: Path, *, origin: str | None = None, limits: Limits | None = None, workers: int = 2
+    ) -> Enclave:
+        """Open (creating if needed) the working directory ``workdir``."""
+        paths = Paths(Path(workdir))
+        paths.root.mkdir(parents=True, exist_ok=True)
+        paths.enclave.mkdir(mode=0o700, exist_ok=True)
+        paths.datasets.mkdir(mode=0o700, exist_ok=True)
+        if not paths.base.exists():
+            duckdb.connect(str(paths.base)).close()
+        ledger = Ledger.open(paths.ledger, origin=origin)
+        return cls(paths, ledger, MasterKey.load_or_create(paths.master_key), limits or Limits(), workers)
+
+    @property
+    def pool(self) -> WorkerPool:
+        """The worker pool, started on first use."""
+        if self._pool is None:
+            self._pool = WorkerPool(self.paths.base, workers=self._workers, limits=self._limits)
+        return self._pool
+
+    def attachments(self) -> tuple[list[tuple[str, Path]], str]:
+        """Every registered dataset's file, and a generation tag that changes when the set does."""
+        datasets = [(d.name, self.paths.dataset(d.name)) for d in self.catalog.list()]
+        codes = ",".join(f"{d.name}:{d.registration_code}:{d.content_hash}" for d in self.catalog.list())
+        return datasets, hashlib.sha256(codes.encode()).hexdigest()[:16]
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.close()
+        self.vault.close()
+        self.catalog.close()
+        self.ledger.close()
+
+    def __enter__(self) -> Enclave:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
