@@ -30,7 +30,9 @@ def ingest_command(
     ],
     dataset: Annotated[str, typer.Option(help="The dataset's catalog name.")],
     provider: Annotated[str, typer.Option(help="The providing department.")] = "",
-    level: Annotated[int, typer.Option(min=1, max=4, help="Classification level (分类分级), 1 to 4.")] = 0,
+    level: Annotated[
+        int | None, typer.Option(min=1, max=4, help="Classification level (分类分级), 1 to 4.")
+    ] = None,
     workdir: Workdir = DEFAULT_WORKDIR,
     declare: Annotated[
         list[str] | None,
