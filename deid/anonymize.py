@@ -71,4 +71,4 @@ def _config(operator: Operator, master: MasterKey | None) -> OperatorConfig:
 
 @lru_cache(maxsize=1)
 def _engine() -> AnonymizerEngine:
-    return AnonymizerEngine()
+    return AnonymizerEngine()  # type: ignore[no-untyped-call]  # presidio-anonymizer is untyped

@@ -1,21 +1,20 @@
-"""The query policy's rules: one ordered registry, the structural checks and the type families.
+"""The query policy's rules: one ordered registry, the SQL subset it allows and the structural checks.
 
 ``RULES`` lists every rule a submitted query can break, each with a stable id (the one a
 refusal names) and a one-line description. Rules that carry a structural ``check`` look at
 one syntax node at a time, need no catalog, and run over the whole statement in this list's
 order before any name is resolved, so the first rule in the list that a statement breaks is
 the one reported. The remaining rules, and the parts of the structural ones that need the
-scenario's tags, are applied by the scope analyser in ``sandbox.policy`` clause by clause.
+scenario's tags, are applied by the scope analyser in ``sandbox._scope`` clause by clause, with
+the type families of ``sandbox._types``.
 
 Everything here is an allow-list: a node type or argument that is not named is refused.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
 
 from sqlglot import exp
 
@@ -70,6 +69,10 @@ _SELECT_ARGS |= {"limit", "offset", "qualify", "windows", "sample", "laterals"}
 _JOIN_TYPES = {(None, None), (None, "INNER"), ("LEFT", None), ("LEFT", "OUTER")}
 _DATE_PARTS = {"year", "quarter", "month", "week", "day", "hour", "minute", "second", "dow", "doy"}
 _DATE_PARTS |= {"isodow", "isoyear", "decade", "century"}
+# CAST targets allowed, with the type family (see sandbox._types) each yields.
+CAST_TYPES = {getattr(exp.DataType.Type, name): kind for kind, names in {
+    "text": "TEXT VARCHAR CHAR", "int": "TINYINT SMALLINT INT BIGINT DECIMAL", "float": "DOUBLE",
+    "date": "DATE TIMESTAMP TIMESTAMPNTZ", "bool": "BOOLEAN"}.items() for name in names.split()}  # fmt: skip
 _CONSTANT_PARTS: tuple[type[exp.Expr], ...] = (exp.Literal, exp.Null, exp.Boolean, exp.Neg, exp.Paren)
 _CONSTANT_PARTS += (exp.Cast, exp.DataType, exp.DataTypeParam)
 _THIS, _BINARY = frozenset({"this"}), frozenset({"this", "expression"})
@@ -320,7 +323,7 @@ def _function(node: exp.Expr) -> str | None:
         return "bare words are allowed only as date parts"
     if isinstance(node, exp.DataType | exp.DataTypeParam) and not isinstance(parent, exp.Cast | exp.DataType):
         return "type names belong in CAST"
-    if isinstance(node, exp.DataType) and (node.this not in _CAST_TYPES or node.args.get("nested")):
+    if isinstance(node, exp.DataType) and (node.this not in CAST_TYPES or node.args.get("nested")):
         return f"CAST to {node.sql(dialect='duckdb')} is not allowed"
     constants: dict[type[exp.Expr], list[object]] = {exp.In: node.expressions, exp.Like: [node.expression]}
     constants |= {exp.ILike: [node.expression], exp.Between: [node.args.get("low"), node.args.get("high")]}
@@ -346,98 +349,3 @@ _scoped("P-IDENT-OUTPUT", "identifiers are never output or ordered by")
 _scoped("P-IDENT-EXPR", "identifiers never appear in expressions, only in COUNT(DISTINCT …) or join keys")
 _scoped("P-SENSITIVE", "sensitive columns only directly inside SUM/AVG, and only with differential privacy")
 _scoped("P-TYPE", "no implicit casts, failing casts or integer arithmetic: no row can make the query fail")
-
-# Type families. A run-time error that depends on the data (a failed cast, an overflow) is
-# an oracle that leaks one bit per query past every aggregate rule, so values compared or
-# combined must be of one family, and arithmetic is done in floating point, which cannot fail.
-# "iso" is a string literal that is a valid ISO date: it compares with text and with dates.
-KINDS = {"VARCHAR": "text", "INTEGER": "int", "BIGINT": "int", "DOUBLE": "float", "DATE": "date"}
-KINDS |= {"TIMESTAMP": "date", "BOOLEAN": "bool"}
-_FAMILIES = {"text": {"text"}, "iso": {"text", "date"}, "int": {"num"}, "float": {"num"}, "date": {"date"}}
-_FAMILIES |= {"bool": {"bool"}}
-_ISO = re.compile(r"\d{4}-\d{2}-\d{2}( \d{2}:\d{2}:\d{2})?")
-_CAST_TYPES = {getattr(exp.DataType.Type, name): kind for kind, names in {
-    "text": "TEXT VARCHAR CHAR", "int": "TINYINT SMALLINT INT BIGINT DECIMAL", "float": "DOUBLE",
-    "date": "DATE TIMESTAMP TIMESTAMPNTZ", "bool": "BOOLEAN"}.items() for name in names.split()}  # fmt: skip
-_RESULTS: dict[type[exp.Expr], str | None] = {exp.Div: "float", exp.Floor: "float", exp.Ceil: "float"}
-_RESULTS |= dict.fromkeys((exp.Lower, exp.Upper, exp.Substring, exp.Concat, exp.DPipe), "text")
-_RESULTS |= dict.fromkeys((exp.Year, exp.Month, exp.Day, exp.Quarter, exp.Extract, exp.DateDiff), "int")
-_RESULTS |= {exp.Length: "int", exp.TimestampTrunc: "date", exp.DateTrunc: "date"}
-# What typed arguments must be, lest DuckDB cast them row by row.
-_DATE, _TEXT, _NUMBER = frozenset({"date", "iso"}), frozenset({"text", "iso"}), frozenset({"int", "float"})
-_BOOL, _INT = frozenset({"bool"}), frozenset({"int"})
-_ARGUMENTS: dict[type[exp.Expr], dict[str, frozenset[str]]] = {
-    **{kind: {"this": _DATE} for kind in (exp.Year, exp.Month, exp.Day, exp.Quarter, exp.TimestampTrunc)},
-    **{kind: {"this": _TEXT} for kind in (exp.Lower, exp.Upper, exp.Length)},
-    **{kind: {"this": _NUMBER, "decimals": _INT} for kind in (exp.Round, exp.Floor, exp.Ceil)},
-    **{kind: {"this": _BOOL, "expression": _BOOL} for kind in (exp.And, exp.Or, exp.Not)},
-    exp.Like: {"this": _TEXT, "expression": _TEXT},
-    exp.ILike: {"this": _TEXT, "expression": _TEXT},
-    exp.DateTrunc: {"this": _DATE},
-    exp.Extract: {"expression": _DATE},
-    exp.DateDiff: {"this": _DATE, "expression": _DATE},
-    exp.Substring: {"this": _TEXT, "start": _INT, "length": _INT},
-    exp.Div: {"this": _NUMBER, "expression": _NUMBER},
-    exp.If: {"this": _BOOL},
-}  # fmt: skip
-
-
-def literal_kind(node: exp.Expr) -> str | None:
-    """The type family of a literal (None for NULL, which fits any)."""
-    if isinstance(node, exp.Boolean):
-        return "bool"
-    if not isinstance(node, exp.Literal):
-        return None
-    text = node.name
-    if not node.is_string:
-        return "float" if "e" in text.lower() else "int"  # a decimal literal is exact, so it can overflow
-    if _ISO.fullmatch(text):
-        try:
-            datetime.fromisoformat(text)
-        except ValueError:
-            return "text"
-        return "iso"
-    return "text"
-
-
-def agree(kinds: list[str | None], node: exp.Expr) -> str | None:
-    """The one family ``kinds`` share (NULL fits all); refuse values DuckDB would cast per row."""
-    known = [k for k in kinds if k is not None]
-    common = set.intersection(*(_FAMILIES[k] for k in known)) if known else {"any"}
-    if not common:
-        raise refuse("P-TYPE", f"mixes {' and '.join(sorted(set(known)))} values, which DuckDB casts", node)
-    if common == {"num"}:
-        return "float" if "float" in known else "int"
-    return None if not known else "iso" if len(common) > 1 else common.pop()
-
-
-def kind_of(node: exp.Expr, args: dict[str, list[str | None]]) -> str | None:
-    """The type family of ``node``'s value given its arguments' families; refuse what could fail."""
-    for key, allowed in _ARGUMENTS.get(type(node), {}).items():
-        if any(kind is not None and kind not in allowed for kind in args.get(key, [])):
-            raise refuse("P-TYPE", f"{node.key.upper()} needs {' or '.join(sorted(allowed))} here", node)
-    values = [kind for kinds in args.values() for kind in kinds]
-    if isinstance(node, exp.Cast):
-        target = _CAST_TYPES[node.to.this]
-        source = agree(values, node)
-        widening = {(None, target), (target, target), ("int", "float"), ("iso", "date")} - {("int", "int")}
-        if not (target == "text" or (source, target) in widening or isinstance(node, exp.TryCast)):
-            raise refuse("P-TYPE", "this CAST can fail on some values; use TRY_CAST", node)
-        return target
-    if isinstance(node, exp.Add | exp.Sub | exp.Mul | exp.Neg | exp.Abs):
-        literal = node.this if isinstance(node, exp.Neg) else None
-        if isinstance(literal, exp.Literal) and not literal.is_string and len(literal.name) < 19:
-            return agree(values, node)
-        if not set(values) <= {"int", "float", None} or "float" not in values:
-            raise refuse("P-TYPE", "integer arithmetic can overflow: compute in DOUBLE", node)
-        return "float"
-    if isinstance(node, exp.Round):
-        return agree(args.get("this", []), node)
-    if isinstance(node, exp.If | exp.Case):
-        return agree(
-            [kind for key in ("true", "false", "ifs", "default") for kind in args.get(key, [])], node
-        )
-    if isinstance(node, (exp.Coalesce, exp.Least, exp.Greatest, exp.Nullif, *PREDICATES)):
-        common = agree([] if isinstance(node, exp.Connector | exp.Not) else values, node)
-        return "bool" if isinstance(node, PREDICATES) else common
-    return _RESULTS.get(type(node), literal_kind(node))
