@@ -29,7 +29,9 @@ import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from deid.anonymize import Operator, TextAnonymizer
 from deid.classify import ColumnReport, classify_table
+from deid.errors import DeidError
 from deid.pseudonym import distinct_values
 from sandbox._worker import redact
 from sandbox.catalog import Column, Dataset, Tag, check_name
@@ -78,6 +80,8 @@ class IngestRequest:
     core_items: tuple[str, ...] = ()
     constraints: str = ""
     declared: Mapping[str, Column] = field(default_factory=dict)
+    anonymize: Mapping[str, Operator] = field(default_factory=dict)
+    """Free-text columns whose embedded identifiers are transformed (see :mod:`deid.anonymize`)."""
 
 
 @dataclass(frozen=True)
@@ -95,7 +99,7 @@ def ingest(enclave: Enclave, request: IngestRequest) -> IngestReport:
     name = _checked(lambda: check_name("dataset", request.dataset))
     actor = request.actor or f"provider:{request.provider}"
     _refuse_existing(enclave, name)
-    table = _read(request.files)
+    table = _anonymize(enclave, _read(request.files), request.anonymize)
     reports = tuple(classify_table(table))
     columns = tuple(_decide(report, table, request.declared) for report in reports)
     _refuse_missing_declarations(request.declared, table)
@@ -129,6 +133,7 @@ def ingest(enclave: Enclave, request: IngestRequest) -> IngestReport:
                 name,
                 {
                     "pseudonymized": dict(pseudonymized),
+                    "anonymized": dict(request.anonymize),
                     "detected": {r.column: r.dominant for r in reports if r.dominant},
                 },
             )
@@ -156,6 +161,19 @@ def _checked(make: Callable[[], T]) -> T:
         return make()
     except CatalogError as exc:
         raise IngestError(str(exc)) from None
+
+
+def _anonymize(enclave: Enclave, table: pa.Table, columns: Mapping[str, Operator]) -> pa.Table:
+    for name, operator in columns.items():
+        if name not in table.column_names or not pa.types.is_string(table.schema.field(name).type):
+            raise IngestError(f"--anonymize {name}: the files have no text column {name!r}")
+        try:
+            anonymizer = TextAnonymizer(operator, enclave.master)
+        except DeidError as exc:
+            raise IngestError(f"--anonymize {name}: {exc}") from None
+        index = table.column_names.index(name)
+        table = table.set_column(index, name, anonymizer.anonymize_column(table.column(name)))
+    return table
 
 
 def _refuse_existing(enclave: Enclave, name: str) -> None:

@@ -1,6 +1,12 @@
-"""Running a query job: policy check, isolated execution, quarantine, and the ledger trail.
+"""Running jobs: policy check, isolated execution, quarantine, and the ledger trail.
 
-The submitter never receives the result. :func:`run_query` returns what happened — refused
+Two kinds of job:
+
+- a **query job** is one SQL text, checked and run in a worker process;
+- a **Python job** is code run under bubblewrap (:mod:`sandbox.confine`) on the results of
+  one or more checked SQL inputs, handed over as Arrow IPC inside the enclave.
+
+The submitter never receives a result. Each function returns what happened — refused
 (with the rule), failed (with the reason) or quarantined (with the result's hash and
 size) — and every outcome is a ledger entry.
 """
@@ -8,16 +14,23 @@ size) — and every outcome is a ledger entry.
 from __future__ import annotations
 
 import hashlib
+import json
 import secrets
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
+import pyarrow as pa
+
+from sandbox.confine import ConfinedLimits, run_confined
 from sandbox.enclave import Enclave
-from sandbox.errors import JobError, PolicyViolation
+from sandbox.errors import ConfinementError, JobError, PolicyViolation
 from sandbox.policy import CheckedQuery, ScenarioPolicy, check_query
 from sandbox.quarantine import QuarantinedResult
 
 Status = Literal["refused", "failed", "quarantined"]
+CONFINEMENT_RULE = "J-CONFINEMENT"
+"""The refusal id when Python jobs cannot be confined here."""
 
 
 @dataclass(frozen=True)
@@ -29,6 +42,19 @@ class QueryJob:
     scenario: str
     policy: ScenarioPolicy
     job_id: str = ""
+
+
+@dataclass(frozen=True)
+class PythonJob:
+    """Python code run confined on named, policy-checked SQL inputs inside one scenario."""
+
+    code: str
+    inputs: Mapping[str, str]
+    actor: str
+    scenario: str
+    policy: ScenarioPolicy
+    job_id: str = ""
+    limits: ConfinedLimits = field(default_factory=ConfinedLimits)
 
 
 @dataclass(frozen=True)
@@ -50,42 +76,95 @@ def new_job_id() -> str:
 
 def run_query(enclave: Enclave, job: QueryJob) -> JobOutcome:
     """Check, run and quarantine one SQL job; record each outcome in the ledger."""
-    job_id = job.job_id or new_job_id()
-    sql_sha256 = hashlib.sha256(job.sql.encode("utf-8", "surrogatepass")).hexdigest()
-    base: dict[str, Any] = {"scenario": job.scenario, "sql_sha256": sql_sha256}
+    trail = _Trail(
+        enclave,
+        job.actor,
+        job.job_id or new_job_id(),
+        {"scenario": job.scenario, "sql_sha256": _sha(job.sql)},
+    )
     try:
         checked = check_query(job.sql, job.policy)
     except PolicyViolation as exc:
-        receipt = enclave.ledger.append(
-            job.actor, "job.refused", job_id, {**base, "rule": exc.rule, "fragment": exc.fragment[:500]}
-        )
-        return JobOutcome(job_id, "refused", exc.reason, exc.rule, ledger_index=receipt.index)
-    return _execute(enclave, job, job_id, checked, base)
+        return trail.refused(exc.reason, exc.rule, exc.fragment)
+    trail.details["tables"] = sorted(checked.tables)
+    trail.started()
+    try:
+        table = _execute(enclave, checked)
+    except JobError as exc:
+        return trail.failed(exc)
+    return trail.quarantined(table, {"sql": job.sql, "rendered_sql": checked.render()})
 
 
-def _execute(
-    enclave: Enclave, job: QueryJob, job_id: str, checked: CheckedQuery, base: dict[str, Any]
-) -> JobOutcome:
+def run_python(enclave: Enclave, job: PythonJob, *, bwrap: str | None = None) -> JobOutcome:
+    """Check every input query, run them, run the code confined on their results, quarantine its output."""
+    trail = _Trail(
+        enclave,
+        job.actor,
+        job.job_id or new_job_id(),
+        {"scenario": job.scenario, "code_sha256": _sha(job.code)},
+    )
+    checked: dict[str, CheckedQuery] = {}
+    for name, sql in job.inputs.items():
+        try:
+            checked[name] = check_query(sql, job.policy)
+        except PolicyViolation as exc:
+            return trail.refused(f"input {name!r}: {exc.reason}", exc.rule, exc.fragment)
+    trail.details["tables"] = sorted({t for c in checked.values() for t in c.tables})
+    trail.details["inputs"] = {name: _sha(sql) for name, sql in job.inputs.items()}
+    trail.started()
+    try:
+        tables = {name: _execute(enclave, c) for name, c in checked.items()}
+        output = run_confined(job.code, tables, limits=job.limits, bwrap=bwrap)
+    except ConfinementError as exc:
+        return trail.refused(str(exc), CONFINEMENT_RULE, "")
+    except JobError as exc:
+        return trail.failed(exc)
+    table = output.table if output.table is not None else pa.table({"value": [json.dumps(output.value)]})
+    sources = {
+        "code": job.code,
+        "inputs": dict(job.inputs),
+        "kind": "table" if output.table is not None else "json",
+    }
+    return trail.quarantined(table, sources)
+
+
+def _execute(enclave: Enclave, checked: CheckedQuery) -> pa.Table:
+    """Run a checked query with only its own datasets attached."""
     datasets, generation = enclave.attachments()
     scoped = [(name, path) for name, path in datasets if name in checked.tables]
-    details = {**base, "tables": sorted(checked.tables)}
-    enclave.ledger.append(job.actor, "job.started", job_id, details)
-    try:
-        table = enclave.pool.run(checked.render(), scoped, f"{generation}:{','.join(sorted(checked.tables))}")
-    except JobError as exc:
-        receipt = enclave.ledger.append(
-            job.actor, "job.failed", job_id, {**details, "error": type(exc).__name__, "reason": str(exc)}
+    return enclave.pool.run(checked.render(), scoped, f"{generation}:{','.join(sorted(checked.tables))}")
+
+
+class _Trail:
+    """One job's ledger entries, from start to outcome."""
+
+    def __init__(self, enclave: Enclave, actor: str, job_id: str, details: dict[str, Any]) -> None:
+        self.enclave, self.actor, self.job_id, self.details = enclave, actor, job_id, details
+
+    def _record(self, action: str, extra: dict[str, Any]) -> int:
+        return self.enclave.ledger.append(self.actor, action, self.job_id, {**self.details, **extra}).index
+
+    def started(self) -> None:
+        self._record("job.started", {})
+
+    def refused(self, reason: str, rule: str, fragment: str) -> JobOutcome:
+        index = self._record("job.refused", {"rule": rule, "fragment": fragment[:500], "reason": reason})
+        return JobOutcome(self.job_id, "refused", reason, rule, ledger_index=index)
+
+    def failed(self, exc: JobError) -> JobOutcome:
+        index = self._record("job.failed", {"error": type(exc).__name__, "reason": str(exc)})
+        return JobOutcome(self.job_id, "failed", str(exc), ledger_index=index)
+
+    def quarantined(self, table: pa.Table, sources: dict[str, Any]) -> JobOutcome:
+        result = self.enclave.quarantine.put(
+            self.job_id, table, {"actor": self.actor, **self.details, **sources}
         )
-        return JobOutcome(job_id, "failed", str(exc), ledger_index=receipt.index)
-    result = enclave.quarantine.put(
-        job_id,
-        table,
-        {"actor": job.actor, **details, "sql": job.sql, "rendered_sql": checked.render()},
-    )
-    receipt = enclave.ledger.append(
-        job.actor,
-        "job.quarantined",
-        job_id,
-        {**details, "result_sha256": result.sha256, "rows": result.rows, "columns": list(result.columns)},
-    )
-    return JobOutcome(job_id, "quarantined", result=result, ledger_index=receipt.index)
+        index = self._record(
+            "job.quarantined",
+            {"result_sha256": result.sha256, "rows": result.rows, "columns": list(result.columns)},
+        )
+        return JobOutcome(self.job_id, "quarantined", result=result, ledger_index=index)
+
+
+def _sha(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()

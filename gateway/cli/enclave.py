@@ -10,6 +10,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from deid.anonymize import OPERATORS, Operator
 from sandbox.catalog import Column, Tag
 from sandbox.city import CITY_COLUMNS, CITY_LEVELS, CITY_PROVIDERS
 from sandbox.enclave import Enclave
@@ -41,6 +42,12 @@ def ingest_command(
     schema: Annotated[
         str | None, typer.Option(help="Use built-in declarations: 'city' for the synthetic city.")
     ] = None,
+    anonymize: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="COLUMN=OPERATOR (replace, mask, redact, hash, encrypt) for free text; repeatable."
+        ),
+    ] = None,
     description: Annotated[str, typer.Option(help="What the data is.")] = "",
     json_output: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
 ) -> None:
@@ -56,6 +63,7 @@ def ingest_command(
         level=level or (CITY_LEVELS.get(dataset, 0) if schema == "city" else 0),
         description=description,
         declared=declared,
+        anonymize=_parse_anonymize(anonymize or []),
     )
     console = Console(highlight=False)
     with Enclave.open(workdir) as enclave, console.status(f"ingesting {dataset}…"):
@@ -118,6 +126,17 @@ def _city_declarations(dataset: str) -> dict[str, Column]:
     if dataset not in CITY_COLUMNS:
         raise IngestError(f"the city schema has no table {dataset!r}; it has {', '.join(CITY_COLUMNS)}")
     return {c.name: c for c in CITY_COLUMNS[dataset]}
+
+
+def _parse_anonymize(items: list[str]) -> dict[str, Operator]:
+    """Turn ``COLUMN=OPERATOR`` options into a column → operator map."""
+    chosen: dict[str, Operator] = {}
+    for item in items:
+        name, _, operator = item.partition("=")
+        if operator not in OPERATORS:
+            raise IngestError(f"--anonymize {item!r}: the operator must be one of {', '.join(OPERATORS)}")
+        chosen[name] = operator
+    return chosen
 
 
 def _parse_declarations(items: list[str]) -> dict[str, Column]:

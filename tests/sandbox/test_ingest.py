@@ -179,3 +179,39 @@ def test_a_failure_after_registration_rolls_everything_back(
     assert enclave.vault.count("person") == 0
     assert enclave.ledger.entries()[-1].action == "dataset.unregistered"
     ingest(enclave, _request(city, "residents"))  # and a retry succeeds
+
+
+def _complaints(tmp_path: Path) -> Path:
+    path = tmp_path / "complaints.csv"
+    rows = ["district,remarks"] + [
+        f"城东区,市民反映路灯损坏，联系电话1380013{i:04d}" if i % 2 else "城西区,路面积水" for i in range(40)
+    ]
+    path.write_text("\n".join(rows) + "\n")
+    return path
+
+
+def test_free_text_identifiers_are_anonymized_before_storage(enclave: Enclave, tmp_path: Path) -> None:
+    request = IngestRequest(
+        "complaints", (_complaints(tmp_path),), "hotline", 2, anonymize={"remarks": "replace"}
+    )
+    report = ingest(enclave, request)
+    stored = duckdb.connect(str(enclave.paths.dataset("complaints")), read_only=True)
+    texts = [r[0] for r in stored.execute("SELECT remarks FROM complaints").fetchall()]
+    stored.close()
+    assert any("<CN_MOBILE>" in t for t in texts)
+    assert not any("13800130" in t for t in texts)
+    assert enclave.ledger.entries()[-2].details["anonymized"] == {"remarks": "replace"}
+    assert report.dataset.column("district").tag is Tag.DIMENSION
+
+
+def test_free_text_with_identifiers_stays_hidden_when_not_anonymized(
+    enclave: Enclave, tmp_path: Path
+) -> None:
+    report = ingest(enclave, IngestRequest("complaints", (_complaints(tmp_path),), "hotline", 2))
+    assert report.dataset.column("remarks").tag is Tag.HIDDEN
+
+
+def test_anonymizing_a_missing_column_is_refused(enclave: Enclave, tmp_path: Path) -> None:
+    request = IngestRequest("complaints", (_complaints(tmp_path),), "hotline", 2, anonymize={"notes": "mask"})
+    with pytest.raises(IngestError, match="no text column 'notes'"):
+        ingest(enclave, request)

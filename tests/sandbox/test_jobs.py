@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import shutil
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -11,7 +14,7 @@ from sandbox.city import CITY_COLUMNS, DISTRICTS
 from sandbox.enclave import Enclave
 from sandbox.errors import PolicyViolation
 from sandbox.ingest import IngestRequest, ingest
-from sandbox.jobs import QueryJob, run_query
+from sandbox.jobs import CONFINEMENT_RULE, PythonJob, QueryJob, run_python, run_query
 from sandbox.mock import MARKER, mock_tables, run_mock
 from sandbox.policy import ScenarioPolicy
 from sandbox.pool import Limits
@@ -122,3 +125,44 @@ def test_mock_runs_are_checked_and_marked(policy: ScenarioPolicy) -> None:
         run_mock("SELECT resident_id FROM residents", policy)
     hidden = ScenarioPolicy({"residents": policy.datasets["residents"]})
     assert hidden.datasets["residents"].column("name").tag is Tag.HIDDEN
+
+
+@pytest.mark.skipif(shutil.which("bwrap") is None, reason="bubblewrap is not installed here")
+def test_a_python_job_runs_confined_on_checked_inputs(enclave: Enclave, policy: ScenarioPolicy) -> None:
+    code = (
+        "import pyarrow.compute as pc\n"
+        "employed = pc.sum(inputs['by_status'].filter(inputs['by_status']['employed'])['n']).as_py()\n"
+        "result = {'employment_rate': employed / pc.sum(inputs['by_status']['n']).as_py()}\n"
+    )
+    job = PythonJob(
+        code=code,
+        inputs={"by_status": "SELECT employed, COUNT(*) AS n FROM residents GROUP BY employed"},
+        actor="developer:alice",
+        scenario="governance",
+        policy=policy,
+    )
+    outcome = run_python(enclave, job)
+    assert outcome.status == "quarantined", outcome.reason
+    table, meta = enclave.quarantine.load(outcome.job_id)
+    rate = json.loads(table.column("value")[0].as_py())["employment_rate"]
+    assert 0 < rate < 1 and meta["kind"] == "json" and meta["code"] == code
+
+
+def test_python_job_inputs_are_policy_checked(enclave: Enclave, policy: ScenarioPolicy) -> None:
+    job = PythonJob(
+        "result = 1", {"raw": "SELECT resident_id FROM residents"}, "developer:alice", "g", policy
+    )
+    outcome = run_python(enclave, job)
+    assert outcome.status == "refused" and outcome.rule == "P-IDENT-OUTPUT"
+    assert "input 'raw'" in outcome.reason
+
+
+def test_python_jobs_are_refused_without_confinement(
+    enclave: Enclave, policy: ScenarioPolicy, tmp_path: Path
+) -> None:
+    job = PythonJob(
+        "result = 1", {"n": "SELECT COUNT(*) AS n FROM residents"}, "developer:alice", "g", policy
+    )
+    outcome = run_python(enclave, job, bwrap=str(tmp_path / "missing-bwrap"))
+    assert (outcome.status, outcome.rule) == ("refused", CONFINEMENT_RULE)
+    assert enclave.ledger.entry(outcome.ledger_index).details["rule"] == CONFINEMENT_RULE  # type: ignore[arg-type]
