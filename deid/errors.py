@@ -5,7 +5,11 @@
     VeilboxError (ledger.errors)
     └── DeidError               anything deid refuses or cannot do
         ├── KeyMaterialError    an enclave key is missing, unreadable or too open
-        └── VaultError          the identifier vault cannot be read or written
+        ├── VaultError          the identifier vault cannot be read or written
+        ├── PsiError            a private set intersection message or request is refused
+        ├── AnonymityNotMet     a record-level product cannot reach its k (or l) within budget
+        └── BudgetError         a privacy budget value or operation is invalid
+            └── BudgetExceeded  a job would overspend or has no budget: refused, nothing charged
 """
 
 from __future__ import annotations
@@ -23,3 +27,19 @@ class KeyMaterialError(DeidError):
 
 class VaultError(DeidError):
     """The identifier vault cannot be read or written."""
+
+
+class PsiError(DeidError):
+    """A private set intersection cannot go ahead: a malformed or oversized message, or a refused request."""
+
+
+class AnonymityNotMet(DeidError):
+    """A record-level product cannot reach the required k-anonymity (or l-diversity)."""
+
+
+class BudgetError(DeidError):
+    """A privacy budget cannot be set, read or charged as asked."""
+
+
+class BudgetExceeded(BudgetError):
+    """A job's privacy cost does not fit what remains (or no budget was set); nothing was charged."""

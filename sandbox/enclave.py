@@ -9,6 +9,7 @@
         datasets/NAME.duckdb   one file per dataset, written once at ingestion
         vault.sqlite           the encrypted identifier vault
       catalog.sqlite           the resource catalog (schemas and tags, never values)
+      budget.sqlite            privacy budgets and their charges
       quarantine/              job results awaiting review
       ledger/                  the platform's audit ledger
 
@@ -24,6 +25,7 @@ from pathlib import Path
 
 import duckdb
 
+from deid.budget import PrivacyBudget
 from deid.keys import MasterKey
 from deid.pseudonym import Pseudonymizer
 from deid.vault import IdentifierVault
@@ -68,6 +70,10 @@ class Paths:
         return self.root / "quarantine"
 
     @property
+    def budget(self) -> Path:
+        return self.root / "budget.sqlite"
+
+    @property
     def ledger(self) -> Path:
         return self.root / "ledger"
 
@@ -88,6 +94,7 @@ class Enclave:
         self.quarantine = Quarantine(paths.quarantine)
         self._limits, self._workers = limits, workers
         self._pool: WorkerPool | None = None
+        self._budget: PrivacyBudget | None = None
 
     @classmethod
     def open(
@@ -102,6 +109,13 @@ class Enclave:
             duckdb.connect(str(paths.base)).close()
         ledger = Ledger.open(paths.ledger, origin=origin)
         return cls(paths, ledger, MasterKey.load_or_create(paths.master_key), limits or Limits(), workers)
+
+    @property
+    def budget(self) -> PrivacyBudget:
+        """The privacy budget store, opened on first use."""
+        if self._budget is None:
+            self._budget = PrivacyBudget(self.paths.budget, self.ledger)
+        return self._budget
 
     @property
     def pool(self) -> WorkerPool:
@@ -119,6 +133,8 @@ class Enclave:
     def close(self) -> None:
         if self._pool is not None:
             self._pool.close()
+        if self._budget is not None:
+            self._budget.close()
         self.vault.close()
         self.catalog.close()
         self.ledger.close()

@@ -17,12 +17,15 @@ import hashlib
 import json
 import secrets
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
 import pyarrow as pa
 
+from deid.budget import BudgetExceeded, Spend
+from sandbox import dp
 from sandbox.confine import ConfinedLimits, run_confined
+from sandbox.dp import DpConfig
 from sandbox.enclave import Enclave
 from sandbox.errors import ConfinementError, JobError, PolicyViolation
 from sandbox.policy import CheckedQuery, ScenarioPolicy, check_query
@@ -31,17 +34,20 @@ from sandbox.quarantine import QuarantinedResult
 Status = Literal["refused", "failed", "quarantined"]
 CONFINEMENT_RULE = "J-CONFINEMENT"
 """The refusal id when Python jobs cannot be confined here."""
+BUDGET_RULE = "DP-BUDGET"
+"""The refusal id when a DP query would overspend its privacy budget."""
 
 
 @dataclass(frozen=True)
 class QueryJob:
-    """A SQL job inside one scenario."""
+    """A SQL job inside one scenario; with ``dp`` set it runs under differential privacy."""
 
     sql: str
     actor: str
     scenario: str
     policy: ScenarioPolicy
     job_id: str = ""
+    dp: DpConfig | None = None
 
 
 @dataclass(frozen=True)
@@ -87,12 +93,45 @@ def run_query(enclave: Enclave, job: QueryJob) -> JobOutcome:
     except PolicyViolation as exc:
         return trail.refused(exc.reason, exc.rule, exc.fragment)
     trail.details["tables"] = sorted(checked.tables)
+    if job.dp is not None:
+        return _run_dp(enclave, job, job.dp, checked, trail)
     trail.started()
     try:
-        table = _execute(enclave, checked)
+        table = _execute(enclave, checked.render(), checked.tables)
     except JobError as exc:
         return trail.failed(exc)
     return trail.quarantined(table, {"sql": job.sql, "rendered_sql": checked.render()})
+
+
+def _run_dp(
+    enclave: Enclave, job: QueryJob, config: DpConfig, checked: CheckedQuery, trail: _Trail
+) -> JobOutcome:
+    """Plan, charge the budget, run bounded, noise, quarantine — or reuse the earlier answer."""
+    try:
+        plan = dp.plan(checked, config, job.policy)
+    except PolicyViolation as exc:
+        return trail.refused(exc.reason, exc.rule, exc.fragment)
+    fingerprint = _sha(json.dumps([checked.render(), asdict(config)], sort_keys=True))
+    earlier = enclave.budget.cached(fingerprint, job.scenario)
+    if earlier is not None:
+        return trail.reused(earlier)
+    epsilon, delta = plan.cost
+    try:
+        enclave.budget.charge(
+            trail.job_id, job.scenario, {config.unit_dataset: Spend(epsilon, delta)}, actor=job.actor
+        )
+    except BudgetExceeded as exc:
+        return trail.refused(str(exc), BUDGET_RULE, "")
+    trail.started()
+    try:
+        exact = _execute(enclave, plan.sql, checked.tables)
+    except JobError as exc:
+        return trail.failed(exc)  # the charge stands: the data was touched
+    noisy, guarantee = dp.finish(plan, exact)
+    sources = {"sql": job.sql, "rendered_sql": checked.render(), "guarantee": guarantee.to_json()}
+    outcome = trail.quarantined(noisy, sources, {"epsilon": epsilon, "delta": delta})
+    enclave.budget.remember(fingerprint, job.scenario, trail.job_id)
+    return outcome
 
 
 def run_python(enclave: Enclave, job: PythonJob, *, bwrap: str | None = None) -> JobOutcome:
@@ -113,7 +152,7 @@ def run_python(enclave: Enclave, job: PythonJob, *, bwrap: str | None = None) ->
     trail.details["inputs"] = {name: _sha(sql) for name, sql in job.inputs.items()}
     trail.started()
     try:
-        tables = {name: _execute(enclave, c) for name, c in checked.items()}
+        tables = {name: _execute(enclave, c.render(), c.tables) for name, c in checked.items()}
         output = run_confined(job.code, tables, limits=job.limits, bwrap=bwrap)
     except ConfinementError as exc:
         return trail.refused(str(exc), CONFINEMENT_RULE, "")
@@ -128,11 +167,11 @@ def run_python(enclave: Enclave, job: PythonJob, *, bwrap: str | None = None) ->
     return trail.quarantined(table, sources)
 
 
-def _execute(enclave: Enclave, checked: CheckedQuery) -> pa.Table:
-    """Run a checked query with only its own datasets attached."""
+def _execute(enclave: Enclave, sql: str, tables: frozenset[str]) -> pa.Table:
+    """Run SQL derived from a checked query with only its own datasets attached."""
     datasets, generation = enclave.attachments()
-    scoped = [(name, path) for name, path in datasets if name in checked.tables]
-    return enclave.pool.run(checked.render(), scoped, f"{generation}:{','.join(sorted(checked.tables))}")
+    scoped = [(name, path) for name, path in datasets if name in tables]
+    return enclave.pool.run(sql, scoped, f"{generation}:{','.join(sorted(tables))}")
 
 
 class _Trail:
@@ -155,15 +194,29 @@ class _Trail:
         index = self._record("job.failed", {"error": type(exc).__name__, "reason": str(exc)})
         return JobOutcome(self.job_id, "failed", str(exc), ledger_index=index)
 
-    def quarantined(self, table: pa.Table, sources: dict[str, Any]) -> JobOutcome:
+    def quarantined(
+        self, table: pa.Table, sources: dict[str, Any], extra: dict[str, Any] | None = None
+    ) -> JobOutcome:
         result = self.enclave.quarantine.put(
             self.job_id, table, {"actor": self.actor, **self.details, **sources}
         )
         index = self._record(
             "job.quarantined",
-            {"result_sha256": result.sha256, "rows": result.rows, "columns": list(result.columns)},
+            {
+                "result_sha256": result.sha256,
+                "rows": result.rows,
+                "columns": list(result.columns),
+                **(extra or {}),
+            },
         )
         return JobOutcome(self.job_id, "quarantined", result=result, ledger_index=index)
+
+    def reused(self, earlier: str) -> JobOutcome:
+        """A repeated DP query: the earlier noisy answer, at no new cost (never a fresh draw)."""
+        result = self.enclave.quarantine.describe(earlier)
+        index = self._record("job.reused", {"answer_of": earlier, "result_sha256": result.sha256})
+        reason = f"the same query was answered by {earlier}; its noisy answer is reused at no cost"
+        return JobOutcome(self.job_id, "quarantined", reason, result=result, ledger_index=index)
 
 
 def _sha(text: str) -> str:

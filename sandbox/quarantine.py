@@ -79,6 +79,11 @@ class Quarantine:
             raise SandboxError(f"the quarantined result of job {job_id} was altered after it was stored")
         return pa.ipc.open_file(data).read_all(), meta
 
+    def describe(self, job_id: str) -> QuarantinedResult:
+        """A stored result's identity (hash, size, columns), from its metadata."""
+        _, meta = self.load(job_id)
+        return QuarantinedResult(job_id, meta["sha256"], meta["rows"], tuple(meta["columns"]))
+
     def delete(self, job_id: str) -> None:
         shutil.rmtree(self._dir(job_id), ignore_errors=True)
 
