@@ -82,7 +82,7 @@ def new_job_id() -> str:
 
 def run_query(enclave: Enclave, job: QueryJob) -> JobOutcome:
     """Check, run and quarantine one SQL job; record each outcome in the ledger."""
-    trail = _Trail(
+    trail = JobTrail(
         enclave,
         job.actor,
         job.job_id or new_job_id(),
@@ -97,14 +97,14 @@ def run_query(enclave: Enclave, job: QueryJob) -> JobOutcome:
         return _run_dp(enclave, job, job.dp, checked, trail)
     trail.started()
     try:
-        table = _execute(enclave, checked.render(), checked.tables)
+        table = execute_checked(enclave, checked.render(), checked.tables)
     except JobError as exc:
         return trail.failed(exc)
     return trail.quarantined(table, {"sql": job.sql, "rendered_sql": checked.render()})
 
 
 def _run_dp(
-    enclave: Enclave, job: QueryJob, config: DpConfig, checked: CheckedQuery, trail: _Trail
+    enclave: Enclave, job: QueryJob, config: DpConfig, checked: CheckedQuery, trail: JobTrail
 ) -> JobOutcome:
     """Plan, charge the budget, run bounded, noise, quarantine — or reuse the earlier answer."""
     try:
@@ -124,7 +124,7 @@ def _run_dp(
         return trail.refused(str(exc), BUDGET_RULE, "")
     trail.started()
     try:
-        exact = _execute(enclave, plan.sql, checked.tables)
+        exact = execute_checked(enclave, plan.sql, checked.tables)
     except JobError as exc:
         return trail.failed(exc)  # the charge stands: the data was touched
     noisy, guarantee = dp.finish(plan, exact)
@@ -136,7 +136,7 @@ def _run_dp(
 
 def run_python(enclave: Enclave, job: PythonJob, *, bwrap: str | None = None) -> JobOutcome:
     """Check every input query, run them, run the code confined on their results, quarantine its output."""
-    trail = _Trail(
+    trail = JobTrail(
         enclave,
         job.actor,
         job.job_id or new_job_id(),
@@ -152,7 +152,7 @@ def run_python(enclave: Enclave, job: PythonJob, *, bwrap: str | None = None) ->
     trail.details["inputs"] = {name: _sha(sql) for name, sql in job.inputs.items()}
     trail.started()
     try:
-        tables = {name: _execute(enclave, c.render(), c.tables) for name, c in checked.items()}
+        tables = {name: execute_checked(enclave, c.render(), c.tables) for name, c in checked.items()}
         output = run_confined(job.code, tables, limits=job.limits, bwrap=bwrap)
     except ConfinementError as exc:
         return trail.refused(str(exc), CONFINEMENT_RULE, "")
@@ -167,15 +167,15 @@ def run_python(enclave: Enclave, job: PythonJob, *, bwrap: str | None = None) ->
     return trail.quarantined(table, sources)
 
 
-def _execute(enclave: Enclave, sql: str, tables: frozenset[str]) -> pa.Table:
-    """Run SQL derived from a checked query with only its own datasets attached."""
+def execute_checked(enclave: Enclave, sql: str, tables: frozenset[str]) -> pa.Table:
+    """Run SQL derived from a checked query, with only its own datasets attached (enclave side only)."""
     datasets, generation = enclave.attachments()
     scoped = [(name, path) for name, path in datasets if name in tables]
     return enclave.pool.run(sql, scoped, f"{generation}:{','.join(sorted(tables))}")
 
 
-class _Trail:
-    """One job's ledger entries, from start to outcome."""
+class JobTrail:
+    """One job's ledger entries, from start to outcome; every kind of job records through it."""
 
     def __init__(self, enclave: Enclave, actor: str, job_id: str, details: dict[str, Any]) -> None:
         self.enclave, self.actor, self.job_id, self.details = enclave, actor, job_id, details
