@@ -24,6 +24,7 @@ from ledger import PublicKey, verify_log
 from ledger.bundle import consistency_bundle, inclusion_bundle, verify_bundle
 from ledger.note import open_checkpoint
 from sandbox.city import CITY_COLUMNS, CITY_LEVELS, CITY_PROVIDERS
+from sandbox.dp import DpConfig
 from sandbox.enclave import Enclave
 from sandbox.ingest import IngestRequest, ingest
 from sandbox.jobs import JobOutcome, QueryJob, run_query
@@ -34,10 +35,14 @@ from sandbox.synth import generate_city
 MARKER = ".veilbox-demo"
 ORIGIN = "veilbox.demo/city-ledger"
 DEVELOPER = "developer:alice@city-data-co"
+AUTHORITY = "authority:city-data-bureau"
+
+POPULATION = "SELECT district, education, COUNT(*) AS residents FROM residents GROUP BY district, education"
+DP = DpConfig("residents", "resident_id", epsilon=0.5, delta=1e-6, max_rows=12, max_groups=1)
+DP_BUDGET = 1.0
 
 SUBMISSIONS = [
-    ("population by district and education", "SELECT district, education, COUNT(*) AS residents "
-     "FROM residents GROUP BY district, education"),
+    ("population by district and education", POPULATION),
     ("average insured salary by industry", "SELECT e.industry, AVG(s.base_salary) AS avg_salary, "
      "COUNT(DISTINCT s.resident_id) AS people FROM social_insurance s "
      "JOIN enterprises e ON s.employer_uscc = e.uscc GROUP BY e.industry"),
@@ -47,6 +52,16 @@ SUBMISSIONS = [
      "FROM social_insurance ORDER BY base_salary DESC LIMIT 1) t"),
     ("read a file on the server", "SELECT COUNT(*) AS n FROM read_csv('/etc/passwd')"),
 ]  # fmt: skip
+
+DP_SUBMISSIONS = [
+    ("population by district and education", POPULATION),
+    ("the same query again", POPULATION),
+    (
+        "average household size by district",
+        "SELECT district, AVG(household_size) AS size FROM residents GROUP BY district",
+    ),
+    ("residents by gender", "SELECT gender, COUNT(*) AS n FROM residents GROUP BY gender"),
+]
 
 
 def demo(
@@ -67,6 +82,7 @@ def demo(
         policy = ScenarioPolicy({name: enclave.catalog.get(name) for name in CITY_COLUMNS})
         _develop_on_mock(policy, console)
         outcomes = _submit(enclave, policy, console)
+        _submit_dp(enclave, policy, console)
         _audit(enclave, auditor, outcomes, console)
     _tamper(workdir, auditor, console)
 
@@ -123,8 +139,30 @@ def _submit(enclave: Enclave, policy: ScenarioPolicy, console: Console) -> list[
     return outcomes
 
 
+def _submit_dp(enclave: Enclave, policy: ScenarioPolicy, console: Console) -> None:
+    console.rule(
+        f"5. Differential privacy: a budget of ε={DP_BUDGET} over residents, ε={DP.epsilon} per query"
+    )
+    enclave.budget.set_budget("governance", "residents", epsilon=DP_BUDGET, delta=1e-5, actor=AUTHORITY)
+    dp_policy = ScenarioPolicy(policy.datasets, allow_dp=True)
+    table = Table("query", "outcome", "detail")
+    for title, sql in DP_SUBMISSIONS:
+        job = QueryJob(sql=sql, actor=DEVELOPER, scenario="governance", policy=dp_policy, dp=DP)
+        outcome = run_query(enclave, job)
+        left = enclave.budget.remaining("governance", "residents").epsilon
+        detail = (
+            outcome.reason if outcome.reason else f"{outcome.result.rows if outcome.result else 0} noisy rows"
+        )
+        table.add_row(title, f"{outcome.status} {outcome.rule or ''}".strip(), f"{detail}; ε left {left:g}")
+    console.print(table)
+    console.print(
+        "Repeats return the earlier noisy answer; once the budget is spent, "
+        "queries are refused before they run."
+    )
+
+
 def _audit(enclave: Enclave, auditor: Path, outcomes: list[JobOutcome], console: Console) -> None:
-    console.rule("5. The auditor verifies the whole ledger offline")
+    console.rule("6. The auditor verifies the whole ledger offline")
     key = enclave.ledger.public_key()
     saved = (auditor / "checkpoint-after-ingest").read_text()
     latest = open_checkpoint(enclave.ledger.checkpoint(), key)
@@ -140,7 +178,7 @@ def _audit(enclave: Enclave, auditor: Path, outcomes: list[JobOutcome], console:
 
 
 def _tamper(workdir: Path, auditor: Path, console: Console) -> None:
-    console.rule("6. Tampering with the ledger is caught")
+    console.rule("7. Tampering with the ledger is caught")
     ledger_dir = workdir / "platform" / "ledger"
     key = PublicKey.from_vkey((auditor / "ledger.vkey").read_text())
     saved = (auditor / "checkpoint-after-ingest").read_text()

@@ -24,6 +24,7 @@ def test_demo_runs_end_to_end(tmp_path: Path) -> None:
     assert out.count("quarantined") >= 2
     for rule in ("P-IDENT-OUTPUT", "P-AGGREGATE", "P-LIMIT", "P-TABLE-FUNCTION"):
         assert rule in out, rule
+    assert "reused at no cost" in out and "DP-BUDGET" in out
     assert "extends the saved checkpoint" in out
     assert "job.quarantined by developer:alice" in out
     for attack in (

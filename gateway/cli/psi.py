@@ -1,0 +1,159 @@
+"""``veilbox psi …``: private set intersection with the enclave, run on the operator's machine.
+
+Messages travel as files for now. Only they leave this machine: the list stays here in
+plaintext, and so does the request's key, in a state file only its owner can read.
+
+The operator asks how many of its identifiers the enclave holds (or which, if its
+scenario allows)::
+
+    veilbox psi request --items customers.csv --column uscc --out request.bin
+    # send request.bin to the enclave; it answers with setup.bin and response.bin
+    veilbox psi result --setup setup.bin --response response.bin
+
+The enclave asks which of its records are on the operator's list; the operator answers
+and learns only how many identifiers the enclave sent::
+
+    veilbox psi serve-list --items customers.csv --column uscc \\
+        --enclave-request req.bin --out setup_and_response.bin
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import stat
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from deid.errors import PsiError
+from deid.psi import ClientState, PsiClient, PsiServer, inspect_request, pack_reply
+
+psi_app = typer.Typer(
+    no_args_is_help=True,
+    help="Private set intersection with the enclave: your list never leaves this machine in plaintext.",
+)
+
+Items = Annotated[
+    Path,
+    typer.Option(exists=True, dir_okay=False, show_default=False, help="A CSV file with a header row."),
+]
+ItemColumn = Annotated[str, typer.Option(help="The column holding the identifiers.", show_default=False)]
+Output = Annotated[Path, typer.Option(help="Where to write the message to send.", show_default=False)]
+State = Annotated[Path, typer.Option(help="The request's key and items, kept private (mode 0600).")]
+Workers = Annotated[int, typer.Option(min=1, help="Processes sharing the elliptic-curve work.")]
+DEFAULT_STATE = Path("psi-state.json")
+CPUS = os.cpu_count() or 1
+
+
+@psi_app.command("request")
+def request_command(
+    items: Items,
+    column: ItemColumn,
+    out: Output,
+    state: State = DEFAULT_STATE,
+    reveal_items: Annotated[
+        bool,
+        typer.Option(
+            "--reveal-items/--size-only",
+            help="Ask which of your identifiers match (the scenario must allow it), or only how many.",
+        ),
+    ] = False,
+    workers: Workers = CPUS,
+) -> None:
+    """Blind your identifiers with a fresh key into a request for the enclave."""
+    client = PsiClient.create(_read_items(items, column), reveal_intersection=reveal_items, workers=workers)
+    if client.size == 0:
+        raise PsiError(f"{items} holds no identifiers in column {column!r}")
+    out.write_bytes(client.request())
+    _write_private(state, client.state.to_json())
+    typer.echo(f"request for {client.size:,} distinct identifiers written to {out}; keep {state} private")
+
+
+@psi_app.command("result")
+def result_command(
+    setup: Annotated[Path, typer.Option(exists=True, dir_okay=False, help="The enclave's setup message.")],
+    response: Annotated[
+        Path, typer.Option(exists=True, dir_okay=False, help="The enclave's response message.")
+    ],
+    state: State = DEFAULT_STATE,
+    json_output: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    workers: Workers = CPUS,
+) -> None:
+    """Read the enclave's answer: how many of your identifiers it holds, or which if the request asked."""
+    client = PsiClient(ClientState.from_json(_read_private(state)), workers=workers)
+    setup_bytes, response_bytes = setup.read_bytes(), response.read_bytes()
+    found = client.intersection(setup_bytes, response_bytes) if client.state.reveal_intersection else None
+    size = len(found) if found is not None else client.intersection_size(setup_bytes, response_bytes)
+    if json_output:
+        typer.echo(json.dumps({"size": size, "of": client.size, "items": found}, ensure_ascii=False))
+        return
+    typer.echo(f"{size:,} of your {client.size:,} identifiers are in the enclave's set")
+    for item in found or ():
+        typer.echo(item)
+
+
+@psi_app.command("serve-list")
+def serve_list_command(
+    items: Items,
+    column: ItemColumn,
+    enclave_request: Annotated[
+        Path, typer.Option(exists=True, dir_okay=False, help="The enclave's request.", show_default=False)
+    ],
+    out: Output,
+    max_request: Annotated[
+        int, typer.Option(min=0, help="Refuse requests for more enclave records than this.")
+    ] = 5_000_000,
+    workers: Workers = CPUS,
+) -> None:
+    """Answer the enclave's request over your list with a fresh key, setup and response in one file."""
+    request = enclave_request.read_bytes()
+    info = inspect_request(request)
+    if info.size > max_request:
+        raise PsiError(f"the enclave's request holds {info.size:,} items, over --max-request {max_request:,}")
+    server = PsiServer(
+        _read_items(items, column),
+        reveal_intersection=info.reveal_intersection,
+        structure="raw",
+        workers=workers,
+    )
+    setup = server.setup(info.size)
+    out.write_bytes(pack_reply(setup, server.respond(request)))
+    typer.echo(
+        f"answered the enclave's request for {info.size:,} records over your {server.size:,} "
+        f"identifiers: {out}"
+    )
+
+
+def _read_items(path: Path, column: str) -> list[str]:
+    """The non-empty values of ``column`` in a CSV file with a header row."""
+    try:
+        with path.open(newline="", encoding="utf-8-sig") as f:
+            reader = csv.DictReader(f)
+            if column not in (reader.fieldnames or ()):
+                raise PsiError(
+                    f"{path} has no column {column!r}; it has {', '.join(reader.fieldnames or ())}"
+                )
+            return [value for row in reader if (value := row[column])]
+    except (UnicodeDecodeError, csv.Error) as exc:
+        raise PsiError(f"{path} is not a readable UTF-8 CSV file: {exc}") from None
+
+
+def _write_private(path: Path, text: str) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        # O_CREAT keeps an existing file's mode, and the key must not stay readable by others.
+        os.fchmod(f.fileno(), 0o600)
+        f.write(text)
+
+
+def _read_private(path: Path) -> str:
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        raise PsiError(f"no PSI state at {path}; `veilbox psi request` writes it") from None
+    if mode & (stat.S_IRWXG | stat.S_IRWXO):
+        raise PsiError(f"{path} holds a private key but others can read it; chmod 600 it")
+    return path.read_text(encoding="utf-8")
