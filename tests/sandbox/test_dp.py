@@ -149,3 +149,32 @@ def test_dp_parameters_are_validated() -> None:
     for bad in ({"epsilon": 0.0}, {"epsilon": float("inf")}, {"delta": 1.0}, {"max_rows": 0}):
         with pytest.raises(PolicyViolation, match="DP-PARAMS"):
             DpConfig("residents", "resident_id", **{"epsilon": 1.0, **bad})  # type: ignore[arg-type]
+
+
+def test_averaging_with_query_variants_runs_out_of_budget(tmp_path_factory: pytest.TempPathFactory) -> None:
+    # Variants dodge the answer cache, so each costs budget: with ε=1 at 0.25 a query the
+    # attacker gets four noisy answers and no more, so the average keeps its noise.
+    root = tmp_path_factory.mktemp("averaging")
+    generate_city(1500, 9, root / "city")
+    with Enclave.open(root / "work", limits=Limits(timeout_s=20, memory_mb=256), workers=1) as enclave:
+        declared = {c.name: c for c in CITY_COLUMNS["residents"]}
+        ingest(
+            enclave,
+            IngestRequest(
+                "residents", (root / "city" / "residents.parquet",), "bureau", 3, declared=declared
+            ),
+        )
+        enclave.budget.set_budget(SCENARIO, "residents", epsilon=1.0, delta=1e-5, actor="authority:bureau")
+        policy = ScenarioPolicy({"residents": enclave.catalog.get("residents")}, allow_dp=True)
+        config = DpConfig("residents", "resident_id", epsilon=0.25, max_rows=1)
+        answers, refused = [], 0
+        for k in range(10):
+            sql = f"SELECT COUNT(*) AS n FROM residents WHERE district <> 'nowhere-{k}'"
+            outcome = _run(enclave, policy, sql, config)
+            if outcome.status == "refused":  # type: ignore[attr-defined]
+                refused += 1
+                continue
+            table, _ = enclave.quarantine.load(outcome.job_id)  # type: ignore[attr-defined]
+            answers.append(table.column("n")[0].as_py())
+        assert (len(answers), refused) == (4, 6)
+        assert enclave.budget.remaining(SCENARIO, "residents").epsilon == 0
