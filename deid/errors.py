@@ -8,8 +8,9 @@
         ├── VaultError          the identifier vault cannot be read or written
         ├── PsiError            a private set intersection message or request is refused
         ├── AnonymityNotMet     a record-level product cannot reach its k (or l) within budget
-        └── BudgetError         a privacy budget value or operation is invalid
-            └── BudgetExceeded  a job would overspend or has no budget: refused, nothing charged
+        ├── BudgetError         a privacy budget value or operation is invalid
+        │   └── BudgetExceeded  a job would overspend or has no budget: refused, nothing charged
+        └── ConsentError        a consent credential is malformed, unverifiable or cannot be stored
 """
 
 from __future__ import annotations
@@ -43,3 +44,7 @@ class BudgetError(DeidError):
 
 class BudgetExceeded(BudgetError):
     """A job's privacy cost does not fit what remains (or no budget was set); nothing was charged."""
+
+
+class ConsentError(DeidError):
+    """A consent credential is malformed, fails its signature check, or cannot be recorded or revoked."""

@@ -10,7 +10,8 @@
         ├── JobError            a job failed while running; the worker pool survives
         │   ├── JobTimeout      it ran past its wall-time limit
         │   └── JobResourceError it ran past its memory or CPU limit
-        └── ConfinementError    a confined (Python) job cannot run safely here, so it is refused
+        ├── ConfinementError    a confined (Python) job cannot run safely here, so it is refused
+        └── VerificationError   a verification template, parameter, subject or rate limit is unusable
 """
 
 from __future__ import annotations
@@ -59,3 +60,7 @@ class JobResourceError(JobError):
 
 class ConfinementError(SandboxError):
     """Confinement for Python jobs is unavailable; such jobs are refused, never run unconfined."""
+
+
+class VerificationError(SandboxError):
+    """A verification template or rate limit is misconfigured, or a request's value is unusable."""
