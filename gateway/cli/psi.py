@@ -67,8 +67,8 @@ def request_command(
     client = PsiClient.create(_read_items(items, column), reveal_intersection=reveal_items, workers=workers)
     if client.size == 0:
         raise PsiError(f"{items} holds no identifiers in column {column!r}")
-    out.write_bytes(client.request())
     _write_private(state, client.state.to_json())
+    out.write_bytes(client.request())
     typer.echo(f"request for {client.size:,} distinct identifiers written to {out}; keep {state} private")
 
 
