@@ -4,18 +4,18 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from deid.anonymize import OPERATORS, Operator
 from sandbox.catalog import Column, Tag
 from sandbox.city import CITY_COLUMNS, CITY_LEVELS, CITY_PROVIDERS
-from sandbox.enclave import Enclave
 from sandbox.errors import IngestError
-from sandbox.ingest import IngestRequest, ingest
+
+if TYPE_CHECKING:
+    from deid.anonymize import Operator
 
 Workdir = Annotated[Path, typer.Option(help="The platform's working directory.")]
 DEFAULT_WORKDIR = Path("veilbox-data")
@@ -52,6 +52,9 @@ def ingest_command(
     json_output: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
 ) -> None:
     """Load files, detect PII, pseudonymize identifiers, store in the enclave and register the dataset."""
+    from sandbox.enclave import Enclave
+    from sandbox.ingest import IngestRequest, ingest
+
     declared = _city_declarations(dataset) if schema == "city" else {}
     if schema not in (None, "city"):
         raise IngestError(f"unknown schema {schema!r}; the built-in one is 'city'")
@@ -101,6 +104,8 @@ def catalog_list(
     json_output: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """List registered datasets."""
+    from sandbox.enclave import Enclave
+
     with Enclave.open(workdir) as enclave:
         datasets = enclave.catalog.list()
     if json_output:
@@ -118,6 +123,8 @@ def catalog_show(
     workdir: Workdir = DEFAULT_WORKDIR,
 ) -> None:
     """Print one dataset's schema and tags as JSON (never values)."""
+    from sandbox.enclave import Enclave
+
     with Enclave.open(workdir) as enclave:
         typer.echo(json.dumps(enclave.catalog.get(name).schema(), ensure_ascii=False, indent=2))
 
@@ -130,6 +137,8 @@ def _city_declarations(dataset: str) -> dict[str, Column]:
 
 def _parse_anonymize(items: list[str]) -> dict[str, Operator]:
     """Turn ``COLUMN=OPERATOR`` options into a column → operator map."""
+    from deid.anonymize import OPERATORS
+
     chosen: dict[str, Operator] = {}
     for item in items:
         name, _, operator = item.partition("=")
