@@ -23,9 +23,7 @@ from __future__ import annotations
 
 import math
 import sqlite3
-import threading
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 from itertools import groupby
@@ -33,6 +31,7 @@ from numbers import Real
 from pathlib import Path
 
 from deid.errors import BudgetError, BudgetExceeded
+from deid.sqlite_store import SqliteStore
 from ledger import Ledger
 
 __all__ = ["EPSILON_MAX", "BudgetError", "BudgetExceeded", "ChargeReceipt", "PrivacyBudget", "Spend"]
@@ -42,7 +41,6 @@ EPSILON_MAX = 1_000_000.0
 
 _EPS_EXP, _DELTA_EXP = 12, 18
 _SCHEMA_VERSION = 1
-_BUSY_SECONDS = 60.0
 _MAX_LABEL = 256
 _SCHEMA = (
     "CREATE TABLE budgets (scenario TEXT NOT NULL, dataset TEXT NOT NULL, epsilon INTEGER NOT NULL, "
@@ -103,27 +101,14 @@ class PrivacyBudget:
     """
 
     def __init__(self, path: Path, ledger: Ledger) -> None:
-        self._path = path
         self._ledger = ledger
-        self._lock = threading.Lock()  # one connection: its transactions must not interleave
-        try:
-            self._db = sqlite3.connect(
-                path, timeout=_BUSY_SECONDS, isolation_level=None, check_same_thread=False
-            )
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=FULL")
-        except sqlite3.Error as exc:
-            raise BudgetError(f"the privacy budget {path} cannot be opened: {exc}") from None
-        try:
-            self._migrate()
-        except BaseException:
-            self._db.close()
-            raise
+        self._store = SqliteStore(
+            path, what="privacy budget", error=BudgetError, schema=_SCHEMA, version=_SCHEMA_VERSION
+        )
 
     def close(self) -> None:
         """Close the store; every charge already returned is on disk."""
-        with self._lock:
-            self._db.close()
+        self._store.close()
 
     def set_budget(
         self, scenario: str, dataset: str, epsilon: float, delta: float = 0.0, *, actor: str
@@ -135,7 +120,7 @@ class PrivacyBudget:
         """
         _check_labels(scenario=scenario, dataset=dataset)
         total = _units(Spend(epsilon, delta), ROUND_FLOOR)
-        with self._transaction(write=True) as db:
+        with self._store.transaction(write=True) as db:
             standing = _standing(db, scenario, dataset)
             spent = standing[0] if standing else (0, 0)  # a charge needs a budget: none, nothing spent
             if total[0] < spent[0] or total[1] < spent[1]:
@@ -155,7 +140,7 @@ class PrivacyBudget:
 
     def remaining(self, scenario: str, dataset: str) -> Spend:
         """What is left of ``dataset``'s budget in ``scenario``; BudgetError if none was set."""
-        with self._transaction() as db:
+        with self._store.transaction() as db:
             standing = _standing(db, scenario, dataset)
         if standing is None:
             raise BudgetError(f"no privacy budget is set for dataset {dataset} in scenario {scenario}")
@@ -180,7 +165,7 @@ class PrivacyBudget:
             wanted[dataset] = _units(cost, ROUND_CEILING)
         spends = {d: _spend(u) for d, u in wanted.items()}
         details = {"scenario": scenario, "costs": {d: _exact(u) for d, u in wanted.items()}}
-        with self._transaction(write=True) as db:
+        with self._store.transaction(write=True) as db:
             if earlier := _receipts(db, job_id=job_id):
                 if (earlier[0].scenario, earlier[0].costs) != (scenario, spends):
                     raise BudgetError(
@@ -206,7 +191,7 @@ class PrivacyBudget:
 
     def charges(self, scenario: str | None = None) -> list[ChargeReceipt]:
         """Every committed charge (of one scenario, if given), in ledger order."""
-        with self._transaction() as db:
+        with self._store.transaction() as db:
             return _receipts(db, scenario=scenario)
 
     def remember(self, fingerprint: str, scenario: str, job_id: str) -> None:
@@ -217,7 +202,7 @@ class PrivacyBudget:
         remembered for a fingerprint stays.
         """
         _check_labels(fingerprint=fingerprint, scenario=scenario, job_id=job_id)
-        with self._transaction(write=True) as db:
+        with self._store.transaction(write=True) as db:
             paid = db.execute("SELECT 1 FROM charges WHERE job_id = ? AND scenario = ?", (job_id, scenario))
             if paid.fetchone() is None:
                 raise BudgetError(
@@ -227,40 +212,11 @@ class PrivacyBudget:
 
     def cached(self, fingerprint: str, scenario: str) -> str | None:
         """The job whose answer a repeat of the query gets in ``scenario``, or None."""
-        with self._transaction() as db:
+        with self._store.transaction() as db:
             row = db.execute(
                 "SELECT job_id FROM answers WHERE scenario = ? AND fingerprint = ?", (scenario, fingerprint)
             ).fetchone()
         return None if row is None else str(row[0])
-
-    @contextmanager
-    def _transaction(self, *, write: bool = False) -> Iterator[sqlite3.Connection]:
-        """One transaction, so reads see one snapshot; a write takes the write lock before it reads,
-        so what it read still holds when it commits."""
-        with self._lock:
-            try:
-                self._db.execute("BEGIN IMMEDIATE" if write else "BEGIN")
-                try:
-                    yield self._db
-                    self._db.execute("COMMIT")
-                except BaseException:
-                    if self._db.in_transaction:
-                        self._db.execute("ROLLBACK")
-                    raise
-            except sqlite3.Error as exc:
-                raise BudgetError(f"the privacy budget {self._path} failed: {exc}") from None
-
-    def _migrate(self) -> None:
-        with self._transaction(write=True) as db:
-            version = db.execute("PRAGMA user_version").fetchone()[0]
-            if version > _SCHEMA_VERSION:
-                raise BudgetError(
-                    f"the privacy budget has schema version {version}; this reads {_SCHEMA_VERSION}"
-                )
-            if version < 1:
-                for statement in _SCHEMA:
-                    db.execute(statement)
-                db.execute(f"PRAGMA user_version = {_SCHEMA_VERSION}")
 
 
 def _check_labels(**labels: object) -> None:

@@ -24,9 +24,6 @@ from __future__ import annotations
 import json
 import re
 import sqlite3
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -37,6 +34,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 
 from deid.errors import ConsentError
 from deid.pseudonym import is_pseudonym
+from deid.sqlite_store import SqliteStore
 from ledger import Ledger, canonical_json
 
 __all__ = ["FORMAT", "Consent", "ConsentError", "ConsentRegistry"]
@@ -49,7 +47,6 @@ _DOMAIN_RE = re.compile(r"[a-z][a-z0-9_]{0,31}\Z")
 _MAX_EVIDENCE = 512
 _SIGNATURE_BYTES = 64
 _KEY_BYTES = 32
-_BUSY_SECONDS = 60.0
 _SCHEMA_VERSION = 1
 _SCHEMA = (
     "CREATE TABLE issuers (issuer TEXT PRIMARY KEY, public_key BLOB NOT NULL)",
@@ -181,27 +178,14 @@ class ConsentRegistry:
     """
 
     def __init__(self, path: Path, ledger: Ledger) -> None:
-        self._path = path
         self._ledger = ledger
-        self._lock = threading.Lock()  # one connection: its transactions must not interleave
-        try:
-            self._db = sqlite3.connect(
-                path, timeout=_BUSY_SECONDS, isolation_level=None, check_same_thread=False
-            )
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=FULL")
-        except sqlite3.Error as exc:
-            raise ConsentError(f"the consent registry {path} cannot be opened: {exc}") from None
-        try:
-            self._migrate()
-        except BaseException:
-            self._db.close()
-            raise
+        self._store = SqliteStore(
+            path, what="consent registry", error=ConsentError, schema=_SCHEMA, version=_SCHEMA_VERSION
+        )
 
     def close(self) -> None:
         """Close the registry; every change already returned is on disk."""
-        with self._lock:
-            self._db.close()
+        self._store.close()
 
     def trust_issuer(self, issuer: str, public_key: bytes, actor: str) -> None:
         """Trust ``issuer``'s Ed25519 key (32 raw bytes): from now on its consents must be signed by it."""
@@ -210,7 +194,7 @@ class ConsentRegistry:
             Ed25519PublicKey.from_public_bytes(public_key)
         except (TypeError, ValueError):
             raise ConsentError(f"an issuer key is {_KEY_BYTES} raw Ed25519 public-key bytes") from None
-        with self._transaction(write=True) as db:
+        with self._store.transaction(write=True) as db:
             if db.execute("SELECT 1 FROM issuers WHERE issuer = ?", (issuer,)).fetchone():
                 raise ConsentError(f"issuer {issuer} already has a trusted key; keys are not replaced")
             db.execute("INSERT INTO issuers VALUES (?, ?)", (issuer, public_key))
@@ -222,7 +206,7 @@ class ConsentRegistry:
         Refused with ConsentError, recorded as ``consent.refused``, when its id is taken or
         its issuer's key is trusted and the signature is missing or does not verify.
         """
-        with self._transaction(write=True) as db:
+        with self._store.transaction(write=True) as db:
             problem = _authenticity_problem(consent, _issuer_key(db, consent.issuer))
             if (
                 problem is None
@@ -255,7 +239,7 @@ class ConsentRegistry:
         if not isinstance(reason, str) or not reason.strip():
             raise ConsentError("a revocation needs a reason")
         now = _rfc3339(datetime.now(UTC))
-        with self._transaction(write=True) as db:
+        with self._store.transaction(write=True) as db:
             changed = db.execute(
                 "UPDATE consents SET revoked_at = ?, revoked_reason = ? "
                 "WHERE consent_id = ? AND revoked_at IS NULL",
@@ -275,7 +259,7 @@ class ConsentRegistry:
         counts; of several, the one that runs longest. None if there is none.
         """
         when = datetime.now(UTC) if at is None else _utc("at", at)
-        with self._transaction() as db:
+        with self._store.transaction() as db:
             rows = db.execute(
                 "SELECT body, signature FROM consents "
                 "WHERE subject = ? AND grantee = ? AND revoked_at IS NULL",
@@ -295,34 +279,6 @@ class ConsentRegistry:
             ):
                 found.append(consent)
         return max(found, key=lambda c: (c.expires_at, c.consent_id), default=None)
-
-    @contextmanager
-    def _transaction(self, *, write: bool = False) -> Iterator[sqlite3.Connection]:
-        """One transaction; a write takes the write lock before it reads, so what it read still holds."""
-        with self._lock:
-            try:
-                self._db.execute("BEGIN IMMEDIATE" if write else "BEGIN")
-                try:
-                    yield self._db
-                    self._db.execute("COMMIT")
-                except BaseException:
-                    if self._db.in_transaction:
-                        self._db.execute("ROLLBACK")
-                    raise
-            except sqlite3.Error as exc:
-                raise ConsentError(f"the consent registry {self._path} failed: {exc}") from None
-
-    def _migrate(self) -> None:
-        with self._transaction(write=True) as db:
-            version = db.execute("PRAGMA user_version").fetchone()[0]
-            if version > _SCHEMA_VERSION:
-                raise ConsentError(
-                    f"the consent registry has schema version {version}; this reads {_SCHEMA_VERSION}"
-                )
-            if version < 1:
-                for statement in _SCHEMA:
-                    db.execute(statement)
-                db.execute(f"PRAGMA user_version = {_SCHEMA_VERSION}")
 
 
 def _issuer_key(db: sqlite3.Connection, issuer: str) -> bytes | None:

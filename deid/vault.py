@@ -10,7 +10,6 @@ the enclave's own PSI and verification services can read it.
 from __future__ import annotations
 
 import os
-import sqlite3
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -20,8 +19,13 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from deid.errors import VaultError
 from deid.keys import MasterKey
+from deid.sqlite_store import SqliteStore
 
 _NONCE = 12
+_SCHEMA = (
+    "CREATE TABLE identities (domain TEXT NOT NULL, pseudonym TEXT NOT NULL, "
+    "nonce BLOB NOT NULL, ciphertext BLOB NOT NULL, PRIMARY KEY (domain, pseudonym))",
+)
 
 
 class IdentifierVault:
@@ -29,31 +33,18 @@ class IdentifierVault:
 
     def __init__(self, path: Path, master: MasterKey) -> None:
         self._aead = AESGCM(master.derive("vault"))
-        try:
-            self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=FULL")
-            self._db.execute(
-                "CREATE TABLE IF NOT EXISTS identities (domain TEXT NOT NULL, pseudonym TEXT NOT NULL, "
-                "nonce BLOB NOT NULL, ciphertext BLOB NOT NULL, PRIMARY KEY (domain, pseudonym))"
-            )
-        except sqlite3.Error as exc:
-            raise VaultError(f"the identifier vault {path} cannot be opened: {exc}") from None
+        self._store = SqliteStore(path, what="identifier vault", error=VaultError, schema=_SCHEMA)
+        self._db = self._store.db
         os.chmod(path, 0o600)
 
     def close(self) -> None:
-        self._db.close()
+        self._store.close()
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
         """Group writes so an ingest that fails leaves the vault as it was."""
-        self._db.execute("BEGIN IMMEDIATE")
-        try:
+        with self._store.transaction(write=True):
             yield
-        except BaseException:
-            self._db.execute("ROLLBACK")
-            raise
-        self._db.execute("COMMIT")
 
     def store(self, domain: str, pseudonyms: Sequence[str], raw: Sequence[str]) -> int:
         """Store raw identifiers under their pseudonyms, keeping known ones; returns how many were new."""

@@ -18,20 +18,23 @@ from __future__ import annotations
 import json
 import math
 import re
-import sqlite3
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
+from deid.sqlite_store import SqliteStore
 from ledger import Ledger
 from sandbox.errors import CatalogError
 
 _NAME_RE = re.compile(r"[a-z][a-z0-9_]{0,62}\Z")
 _SCHEMA_VERSION = 1
+_SCHEMA = (
+    "CREATE TABLE datasets (name TEXT PRIMARY KEY, registration_code TEXT UNIQUE NOT NULL, "
+    "body TEXT NOT NULL)",
+)
 _TYPES = {"VARCHAR", "BIGINT", "INTEGER", "DOUBLE", "DATE", "BOOLEAN", "TIMESTAMP"}
 
 
@@ -160,41 +163,17 @@ class Catalog:
 
     def __init__(self, path: Path, ledger: Ledger) -> None:
         self._ledger = ledger
-        self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=FULL")
-        self._migrate()
+        self._store = SqliteStore(
+            path, what="catalog", error=CatalogError, schema=_SCHEMA, version=_SCHEMA_VERSION
+        )
+        self._db = self._store.db
 
     def close(self) -> None:
-        self._db.close()
-
-    def _migrate(self) -> None:
-        version = self._db.execute("PRAGMA user_version").fetchone()[0]
-        if version > _SCHEMA_VERSION:
-            raise CatalogError(
-                f"the catalog has schema version {version}; this Veilbox reads up to {_SCHEMA_VERSION}"
-            )
-        if version < 1:
-            with self._transaction():
-                self._db.execute(
-                    "CREATE TABLE datasets (name TEXT PRIMARY KEY, registration_code TEXT UNIQUE NOT NULL, "
-                    "body TEXT NOT NULL)"
-                )
-                self._db.execute(f"PRAGMA user_version = {_SCHEMA_VERSION}")
-
-    @contextmanager
-    def _transaction(self) -> Iterator[None]:
-        self._db.execute("BEGIN IMMEDIATE")
-        try:
-            yield
-        except BaseException:
-            self._db.execute("ROLLBACK")
-            raise
-        self._db.execute("COMMIT")
+        self._store.close()
 
     def register(self, dataset: Dataset, actor: str) -> Dataset:
         """Register a dataset (登记): assigns its registration code and records it in the ledger."""
-        with self._transaction():
+        with self._store.transaction(write=True):
             if self._db.execute("SELECT 1 FROM datasets WHERE name = ?", (dataset.name,)).fetchone():
                 raise CatalogError(f"a dataset named {dataset.name!r} is already registered")
             count = self._db.execute("SELECT COUNT(*) FROM datasets").fetchone()[0]
@@ -225,7 +204,7 @@ class Catalog:
 
     def unregister(self, name: str, actor: str, reason: str) -> None:
         """Remove a dataset's entry (its ledger history stays)."""
-        with self._transaction():
+        with self._store.transaction(write=True):
             if not self._db.execute("DELETE FROM datasets WHERE name = ?", (name,)).rowcount:
                 raise CatalogError(f"no dataset named {name!r} is registered")
             self._ledger.append(actor, "dataset.unregistered", name, {"reason": reason})
@@ -244,7 +223,7 @@ class Catalog:
 
     def retag(self, name: str, column: str, actor: str, **changes: Any) -> Dataset:
         """Change a column's tag, bounds, domain or description, recorded in the ledger."""
-        with self._transaction():
+        with self._store.transaction(write=True):
             dataset = self.get(name)
             old = dataset.column(column)
             new = replace(old, **changes)

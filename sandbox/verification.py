@@ -38,8 +38,6 @@ import contextlib
 import math
 import re
 import secrets
-import sqlite3
-import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -52,6 +50,7 @@ from sqlglot import exp
 from deid.consent import ConsentRegistry
 from deid.identifiers import is_resident_id, is_uscc, normalize_identifier
 from deid.pseudonym import Pseudonymizer
+from deid.sqlite_store import SqliteStore
 from sandbox.catalog import Tag, check_name
 from sandbox.enclave import Enclave
 from sandbox.errors import CatalogError, JobError, VerificationError
@@ -254,48 +253,39 @@ class VerificationOutcome:
     ledger_index: int | None = None
 
 
+_RATE_SCHEMA = (
+    "CREATE TABLE calls (operator TEXT NOT NULL, at REAL NOT NULL)",
+    "CREATE INDEX calls_by_operator ON calls (operator, at)",
+)
+
+
 class RateLimiter:
     """At most ``calls`` admitted verifications per operator in any sliding ``window``, in SQLite."""
 
     def __init__(self, path: Path, calls: int, window: timedelta) -> None:
         if type(calls) is not int or calls < 1 or window <= timedelta(0):
             raise VerificationError("a rate limit needs at least one call per positive window")
-        self.calls, self.window, self._path = calls, window, path
-        self._lock = threading.Lock()  # one connection: its transactions must not interleave
-        try:
-            # In this mode the first DELETE of admit() opens a BEGIN IMMEDIATE transaction, so
-            # the count and the insert after it hold the write lock across processes.
-            self._db = sqlite3.connect(
-                path, timeout=60.0, isolation_level="IMMEDIATE", check_same_thread=False
-            )
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=FULL")
-            self._db.execute("CREATE TABLE IF NOT EXISTS calls (operator TEXT NOT NULL, at REAL NOT NULL)")
-            self._db.execute("CREATE INDEX IF NOT EXISTS calls_by_operator ON calls (operator, at)")
-        except sqlite3.Error as exc:
-            raise VerificationError(f"the rate limit store {path} cannot be opened: {exc}") from None
+        self.calls, self.window = calls, window
+        self._store = SqliteStore(path, what="rate limit store", error=VerificationError, schema=_RATE_SCHEMA)
 
     def admit(self, operator: str, at: datetime) -> bool:
         """Count one call by ``operator`` at ``at`` and return True, or return False if over the limit."""
         now = at.timestamp()
-        try:
-            with self._lock, self._db:
-                self._db.execute(
-                    "DELETE FROM calls WHERE operator = ? AND at <= ?",
-                    (operator, now - self.window.total_seconds()),
-                )
-                inserted = self._db.execute(
-                    "INSERT INTO calls SELECT ?, ? WHERE (SELECT COUNT(*) FROM calls WHERE operator = ?) < ?",
-                    (operator, now, operator, self.calls),
-                ).rowcount
-        except sqlite3.Error as exc:
-            raise VerificationError(f"the rate limit store {self._path} failed: {exc}") from None
-        return inserted == 1
+        # A write transaction holds the lock from the count to the insert, across processes.
+        with self._store.transaction(write=True) as db:
+            db.execute(
+                "DELETE FROM calls WHERE operator = ? AND at <= ?",
+                (operator, now - self.window.total_seconds()),
+            )
+            inserted = db.execute(
+                "INSERT INTO calls SELECT ?, ? WHERE (SELECT COUNT(*) FROM calls WHERE operator = ?) < ?",
+                (operator, now, operator, self.calls),
+            ).rowcount
+        return bool(inserted == 1)
 
     def close(self) -> None:
         """Close the store; every admitted call is on disk."""
-        with self._lock:
-            self._db.close()
+        self._store.close()
 
 
 def pseudonymize_subject(pseudonymizer: Pseudonymizer, domain: str, raw: object) -> str:
