@@ -6,7 +6,7 @@ import sys
 
 import typer
 
-from gateway.cli import demo, enclave, ledger, psi, synth
+from gateway.cli import demo, enclave, ledger, psi, release, synth
 from ledger.errors import VeilboxError
 
 app = typer.Typer(
@@ -18,6 +18,7 @@ app = typer.Typer(
 app.add_typer(ledger.app, name="ledger")
 app.add_typer(enclave.catalog_app, name="catalog")
 app.add_typer(psi.psi_app, name="psi")
+app.add_typer(release.release_app, name="release")
 app.command("demo")(demo.demo)
 app.command("synth")(synth.synth)
 app.command("ingest")(enclave.ingest_command)
