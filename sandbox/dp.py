@@ -91,6 +91,7 @@ def plan(checked: CheckedQuery, config: DpConfig, policy: ScenarioPolicy) -> DpP
     """Rewrite ``checked`` for DP under ``config``; PolicyViolation with a DP-* rule if unsupported."""
     select = checked.statement
     _refuse_unsupported(select)
+    _refuse_dimension_joins(select, policy)
     unit = _unit_column(select, config, policy)
     groups = [item.unalias() for item in select.expressions if not _is_aggregate(item)]
     outputs: list[tuple[str, str, str | None]] = []
@@ -198,6 +199,35 @@ def _refuse_unsupported(select: exp.Select) -> None:
             raise PolicyViolation("DP-SHAPE", f"{what} is not supported under differential privacy yet", key)
     if any(select.find_all(exp.Subquery)):
         raise PolicyViolation("DP-SHAPE", "subqueries are not supported under differential privacy yet")
+
+
+def _refuse_dimension_joins(select: exp.Select, policy: ScenarioPolicy) -> None:
+    """Under DP every join must equate identifiers.
+
+    A join on a dimension (``r.district = s.district``) copies one person's rows into many
+    other units' rows, beyond the reach of per-unit bounding. Lookups through another
+    identifier domain (an employee's employer's industry) treat the looked-up attributes as
+    belonging to the looked-up entity, not as contributions of other persons.
+    """
+    tables = _tables(select)
+    for join in select.args.get("joins") or []:
+        for equality in (join.args.get("on") or exp.true()).find_all(exp.EQ):
+            for side in (equality.left, equality.right):
+                if not isinstance(side, exp.Column) or not _is_identifier(side, tables, policy):
+                    raise PolicyViolation(
+                        "DP-JOIN",
+                        "under DP, tables join only on identifiers, never on dimensions",
+                        equality.sql(),
+                    )
+
+
+def _is_identifier(column: exp.Column, tables: dict[str, str], policy: ScenarioPolicy) -> bool:
+    names = [tables[column.table]] if column.table else list(tables.values())
+    return any(
+        c.name == column.name and c.tag is Tag.IDENTIFIER
+        for name in names
+        for c in policy.datasets[name].columns
+    )
 
 
 def _unit_column(select: exp.Select, config: DpConfig, policy: ScenarioPolicy) -> exp.Column:

@@ -178,3 +178,12 @@ def test_averaging_with_query_variants_runs_out_of_budget(tmp_path_factory: pyte
             answers.append(table.column("n")[0].as_py())
         assert (len(answers), refused) == (4, 6)
         assert enclave.budget.remaining(SCENARIO, "residents").epsilon == 0
+
+
+def test_dimension_joins_are_refused_under_dp(enclave: Enclave, policy: ScenarioPolicy) -> None:
+    sql = (
+        "SELECT r.education, COUNT(*) AS n FROM residents r "
+        "JOIN enterprises e ON r.district = e.district GROUP BY r.education"
+    )
+    outcome = _run(enclave, policy, sql)
+    assert (outcome.status, outcome.rule) == ("refused", "DP-JOIN")  # type: ignore[attr-defined]
