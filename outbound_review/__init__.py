@@ -1,4 +1,27 @@
 """The outbound-review gate: automatic disclosure checks, the human review queue, and the
 release of signed artifacts. Nothing leaves unreviewed."""
 
-__all__: list[str] = []
+from outbound_review._rules import RULES, CheckParameters, ResultEvidence, Rule, RuleOutcome
+from outbound_review.checks import CheckReport, round_counts, run_checks, suppress
+from outbound_review.errors import ReleaseInvalid, ReviewError, ReviewRefused
+from outbound_review.queue import ReviewItem, ReviewQueue
+from outbound_review.release import verify_release, write_release
+
+__all__ = [
+    "RULES",
+    "CheckParameters",
+    "CheckReport",
+    "ReleaseInvalid",
+    "ResultEvidence",
+    "ReviewError",
+    "ReviewItem",
+    "ReviewQueue",
+    "ReviewRefused",
+    "Rule",
+    "RuleOutcome",
+    "round_counts",
+    "run_checks",
+    "suppress",
+    "verify_release",
+    "write_release",
+]
