@@ -3,6 +3,7 @@ release of signed artifacts. Nothing leaves unreviewed."""
 
 from outbound_review._rules import RULES, CheckParameters, ResultEvidence, Rule, RuleOutcome
 from outbound_review.checks import CheckReport, round_counts, run_checks, suppress
+from outbound_review.differencing import DifferencingFinding, ReleaseDescriptor, ReleaseIndex
 from outbound_review.errors import ReleaseInvalid, ReviewError, ReviewRefused
 from outbound_review.queue import ReviewItem, ReviewQueue
 from outbound_review.release import verify_release, write_release
@@ -11,6 +12,9 @@ __all__ = [
     "RULES",
     "CheckParameters",
     "CheckReport",
+    "DifferencingFinding",
+    "ReleaseDescriptor",
+    "ReleaseIndex",
     "ReleaseInvalid",
     "ResultEvidence",
     "ReviewError",

@@ -16,7 +16,8 @@ SURFACES = {
     "sandbox": set(),
     "deid": set(),
     "outbound_review": {
-        "RULES", "CheckParameters", "CheckReport", "ReleaseInvalid", "ResultEvidence", "ReviewError",
+        "RULES", "CheckParameters", "CheckReport", "DifferencingFinding", "ReleaseDescriptor", "ReleaseIndex",
+        "ReleaseInvalid", "ResultEvidence", "ReviewError",
         "ReviewItem", "ReviewQueue", "ReviewRefused", "Rule", "RuleOutcome", "round_counts", "run_checks",
         "suppress", "verify_release", "write_release",
     },
