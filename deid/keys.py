@@ -8,6 +8,7 @@ one join domain say nothing about another's.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import stat
@@ -51,9 +52,8 @@ class MasterKey:
             finally:
                 os.close(fd)
             try:
-                os.link(tmp, path)  # atomic: a concurrent creator's key wins and ours is dropped
-            except FileExistsError:
-                pass
+                with contextlib.suppress(FileExistsError):  # a concurrent creator's key wins
+                    os.link(tmp, path)
             finally:
                 tmp.unlink()
         try:

@@ -433,7 +433,7 @@ class Ledger:
                         raise LedgerCorruptError("derived files disagree with the log")
                 return
             except (LedgerCorruptError, struct.error):
-                pass
+                pass  # the derived files cannot be trusted: rebuild them from the entries
             self._rebuild()
 
     def _rebuild(self) -> None:
