@@ -193,8 +193,8 @@ def _fill_public(rows: list[dict[str, Any]], plan: DpPlan) -> list[dict[str, Any
 
 
 def _refuse_unsupported(select: exp.Select) -> None:
-    for key, what in (("with", "CTEs"), ("having", "HAVING"), ("order", "ORDER BY"), ("limit", "LIMIT"),
-                      ("distinct", "SELECT DISTINCT")):  # fmt: skip
+    for key, what in (("with_", "CTEs"), ("having", "HAVING"), ("order", "ORDER BY"), ("limit", "LIMIT"),
+                      ("offset", "OFFSET"), ("distinct", "SELECT DISTINCT")):  # fmt: skip
         if select.args.get(key):
             raise PolicyViolation("DP-SHAPE", f"{what} is not supported under differential privacy yet", key)
     if any(select.find_all(exp.Subquery)):

@@ -23,7 +23,7 @@ from typing import Any, Literal
 import pyarrow as pa
 
 from deid.budget import BudgetExceeded, Spend
-from sandbox import dp
+from sandbox import dp, evidence
 from sandbox.confine import ConfinedLimits, run_confined
 from sandbox.dp import DpConfig
 from sandbox.enclave import Enclave
@@ -100,7 +100,8 @@ def run_query(enclave: Enclave, job: QueryJob) -> JobOutcome:
         table = execute_checked(enclave, checked.render(), checked.tables)
     except JobError as exc:
         return trail.failed(exc)
-    return trail.quarantined(table, {"sql": job.sql, "rendered_sql": checked.render()})
+    measured = _evidence(enclave, checked, job.policy, table)
+    return trail.quarantined(table, {"sql": job.sql, "rendered_sql": checked.render(), "evidence": measured})
 
 
 def _run_dp(
@@ -165,6 +166,22 @@ def run_python(enclave: Enclave, job: PythonJob, *, bwrap: str | None = None) ->
         "kind": "table" if output.table is not None else "json",
     }
     return trail.quarantined(table, sources)
+
+
+def _evidence(
+    enclave: Enclave, checked: CheckedQuery, policy: ScenarioPolicy, table: pa.Table
+) -> dict[str, Any]:
+    """What the disclosure checks need about each cell, measured in the workers (see sandbox.evidence)."""
+    sql = evidence.evidence_sql(checked, policy)
+    if sql is None:
+        return {
+            "unavailable": "this query shape has no per-cell evidence; the review gate treats it as failing"
+        }
+    try:
+        measured = execute_checked(enclave, sql, checked.tables)
+    except JobError as exc:  # the result stands; the gate fails it for want of evidence
+        return {"unavailable": f"measuring the cells failed: {exc}"}
+    return evidence.align(checked, table, measured)
 
 
 def execute_checked(enclave: Enclave, sql: str, tables: frozenset[str]) -> pa.Table:

@@ -125,6 +125,10 @@ def _count(enclave: Enclave, policy: ScenarioPolicy, sql: str) -> int:
             "DP-SHAPE",
         ),
         ("SELECT COUNT(DISTINCT district) AS d FROM residents", "DP-AGGREGATE"),
+        (
+            "WITH t AS (SELECT district FROM residents) SELECT district, COUNT(*) AS n FROM t GROUP BY 1",
+            "DP-SHAPE",
+        ),
         ("SELECT record_type, COUNT(*) AS n FROM credit_records GROUP BY record_type", "DP-UNIT"),
     ],
 )

@@ -1,0 +1,73 @@
+"""Evidence measured in the enclave with each result drives the disclosure checks end to end."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from outbound_review import ResultEvidence, run_checks
+from sandbox.city import CITY_COLUMNS
+from sandbox.enclave import Enclave
+from sandbox.ingest import IngestRequest, ingest
+from sandbox.jobs import QueryJob, run_query
+from sandbox.policy import ScenarioPolicy
+from sandbox.pool import Limits
+from sandbox.synth import generate_city
+
+
+@pytest.fixture(scope="module")
+def city(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Enclave, ScenarioPolicy, Path]]:
+    root = tmp_path_factory.mktemp("evidence")
+    generate_city(3000, 21, root / "city")
+    with Enclave.open(root / "work", limits=Limits(timeout_s=20, memory_mb=256), workers=1) as enclave:
+        for table in ("residents", "enterprises"):
+            declared = {c.name: c for c in CITY_COLUMNS[table]}
+            ingest(
+                enclave,
+                IngestRequest(table, (root / "city" / f"{table}.parquet",), "bureau", 2, declared=declared),
+            )
+        policy = ScenarioPolicy({n: enclave.catalog.get(n) for n in ("residents", "enterprises")})
+        yield enclave, policy, root / "city"
+
+
+def _run(city: tuple[Enclave, ScenarioPolicy, Path], sql: str) -> tuple[object, ResultEvidence]:
+    enclave, policy, _ = city
+    outcome = run_query(enclave, QueryJob(sql=sql, actor="developer:alice", scenario="s", policy=policy))
+    table, meta = enclave.quarantine.load(outcome.job_id)  # type: ignore[attr-defined]
+    return table, ResultEvidence.from_json(meta["evidence"])
+
+
+def test_counts_behind_each_cell_match_the_raw_data(city: tuple[Enclave, ScenarioPolicy, Path]) -> None:
+    table, evidence = _run(
+        city, "SELECT district, education, COUNT(*) AS n FROM residents GROUP BY district, education"
+    )
+    raw = duckdb.sql(
+        f"SELECT district, education, COUNT(*) AS n FROM '{city[2] / 'residents.parquet'}' GROUP BY 1, 2"
+    ).fetchall()
+    truth = {(d, e): n for d, e, n in raw}
+    for row, count in zip(table.to_pylist(), evidence.cell_counts["n"], strict=True):  # type: ignore[attr-defined]
+        assert count == truth[(row["district"], row["education"])] == row["n"]
+
+
+def test_small_cells_fail_and_large_ones_pass(city: tuple[Enclave, ScenarioPolicy, Path]) -> None:
+    fine_table, fine = _run(city, "SELECT district, COUNT(*) AS n FROM residents GROUP BY district")
+    assert run_checks(fine_table, fine).outcome("SDC-MIN-CELL").outcome == "pass"  # type: ignore[arg-type]
+    narrow_table, narrow = _run(
+        city, "SELECT district, education, gender, employed, COUNT(*) AS n FROM residents GROUP BY 1, 2, 3, 4"
+    )
+    assert run_checks(narrow_table, narrow).outcome("SDC-MIN-CELL").outcome == "fail"  # type: ignore[arg-type]
+
+
+def test_magnitudes_carry_top_contributors_for_dominance(city: tuple[Enclave, ScenarioPolicy, Path]) -> None:
+    table, evidence = _run(
+        city, "SELECT industry, district, SUM(registered_capital) AS capital FROM enterprises GROUP BY 1, 2"
+    )
+    for top, total in zip(
+        evidence.top_contributions["capital"], evidence.cell_totals["capital"], strict=True
+    ):
+        assert top == sorted(top, reverse=True) and sum(top) <= total + 1e-6
+    report = run_checks(table, evidence)  # type: ignore[arg-type]
+    assert report.outcome("SDC-DOMINANCE-NK").outcome == "fail", "a few very large firms dominate some cells"
