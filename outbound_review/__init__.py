@@ -3,6 +3,7 @@ release of signed artifacts. Nothing leaves unreviewed."""
 
 from outbound_review._rules import RULES, CheckParameters, ResultEvidence, Rule, RuleOutcome
 from outbound_review.checks import CheckReport, round_counts, run_checks, suppress
+from outbound_review.describe import describe_release
 from outbound_review.differencing import DifferencingFinding, ReleaseDescriptor, ReleaseIndex
 from outbound_review.errors import ReleaseInvalid, ReviewError, ReviewRefused
 from outbound_review.queue import ReviewItem, ReviewQueue
@@ -23,6 +24,7 @@ __all__ = [
     "ReviewRefused",
     "Rule",
     "RuleOutcome",
+    "describe_release",
     "round_counts",
     "run_checks",
     "suppress",

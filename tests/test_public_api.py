@@ -18,8 +18,8 @@ SURFACES = {
     "outbound_review": {
         "RULES", "CheckParameters", "CheckReport", "DifferencingFinding", "ReleaseDescriptor", "ReleaseIndex",
         "ReleaseInvalid", "ResultEvidence", "ReviewError",
-        "ReviewItem", "ReviewQueue", "ReviewRefused", "Rule", "RuleOutcome", "round_counts", "run_checks",
-        "suppress", "verify_release", "write_release",
+        "ReviewItem", "ReviewQueue", "ReviewRefused", "Rule", "RuleOutcome", "describe_release",
+        "round_counts", "run_checks", "suppress", "verify_release", "write_release",
     },
     "gateway": set(),
 }  # fmt: skip

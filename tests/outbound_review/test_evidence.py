@@ -8,12 +8,12 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from outbound_review import ResultEvidence, run_checks
+from outbound_review import ReleaseDescriptor, ReleaseIndex, ResultEvidence, describe_release, run_checks
 from sandbox.city import CITY_COLUMNS
 from sandbox.enclave import Enclave
 from sandbox.ingest import IngestRequest, ingest
 from sandbox.jobs import QueryJob, run_query
-from sandbox.policy import ScenarioPolicy
+from sandbox.policy import ScenarioPolicy, check_query
 from sandbox.pool import Limits
 from sandbox.synth import generate_city
 
@@ -71,3 +71,45 @@ def test_magnitudes_carry_top_contributors_for_dominance(city: tuple[Enclave, Sc
         assert top == sorted(top, reverse=True) and sum(top) <= total + 1e-6
     report = run_checks(table, evidence)  # type: ignore[arg-type]
     assert report.outcome("SDC-DOMINANCE-NK").outcome == "fail", "a few very large firms dominate some cells"
+
+
+def _release(city: tuple[Enclave, ScenarioPolicy, Path], sql: str, release_id: str) -> ReleaseDescriptor:
+    enclave, policy, _ = city
+    checked = check_query(sql, policy)
+    outcome = run_query(enclave, QueryJob(sql=sql, actor="developer:alice", scenario="s", policy=policy))
+    table, meta = enclave.quarantine.load(outcome.job_id)  # type: ignore[attr-defined]
+    return describe_release(
+        checked.statement,
+        checked.tables,
+        table,
+        meta["evidence"],
+        release_id=release_id,
+        scenario="s",
+        operator="op",
+    )
+
+
+def test_differencing_catches_total_minus_a_small_group_from_real_jobs(
+    city: tuple[Enclave, ScenarioPolicy, Path],
+) -> None:
+    raw = duckdb.sql(
+        f"SELECT education, COUNT(*) FROM '{city[2] / 'residents.parquet'}' WHERE district = '郊县' "
+        "AND gender = 'F' GROUP BY 1 ORDER BY 2 LIMIT 1"
+    ).fetchall()[0]
+    index = ReleaseIndex()
+    women = "SELECT education, COUNT(*) AS n FROM residents WHERE gender = 'F'"
+    index.add(_release(city, f"{women} GROUP BY education", "r1"))
+    narrower = _release(city, f"{women} AND district <> '郊县' GROUP BY education", "r2")
+    assert not narrower.opaque
+    findings = index.check(narrower, min_cell=max(10, raw[1] + 1))
+    assert any(f.other_release_ids == ("r1",) and f.difference == raw[1] for f in findings), findings
+
+
+def test_queries_that_cannot_be_described_are_opaque(city: tuple[Enclave, ScenarioPolicy, Path]) -> None:
+    bucketed = _release(
+        city,
+        "SELECT CASE WHEN household_size > 3 THEN 'large' ELSE 'small' END AS size, COUNT(*) AS n "
+        "FROM residents GROUP BY 1",
+        "r3",
+    )
+    assert bucketed.opaque
