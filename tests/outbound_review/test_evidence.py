@@ -9,13 +9,12 @@ import duckdb
 import pytest
 
 from outbound_review import ReleaseDescriptor, ReleaseIndex, ResultEvidence, describe_release, run_checks
-from sandbox.city import CITY_COLUMNS
 from sandbox.enclave import Enclave
-from sandbox.ingest import IngestRequest, ingest
 from sandbox.jobs import QueryJob, run_query
 from sandbox.policy import ScenarioPolicy, check_query
 from sandbox.pool import Limits
 from sandbox.synth import generate_city
+from tests.support import ingest_city
 
 
 @pytest.fixture(scope="module")
@@ -23,12 +22,7 @@ def city(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Enclave, Sc
     root = tmp_path_factory.mktemp("evidence")
     generate_city(3000, 21, root / "city")
     with Enclave.open(root / "work", limits=Limits(timeout_s=20, memory_mb=256), workers=1) as enclave:
-        for table in ("residents", "enterprises"):
-            declared = {c.name: c for c in CITY_COLUMNS[table]}
-            ingest(
-                enclave,
-                IngestRequest(table, (root / "city" / f"{table}.parquet",), "bureau", 2, declared=declared),
-            )
+        ingest_city(enclave, root / "city", ("residents", "enterprises"), level=2)
         policy = ScenarioPolicy({n: enclave.catalog.get(n) for n in ("residents", "enterprises")})
         yield enclave, policy, root / "city"
 

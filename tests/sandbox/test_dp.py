@@ -6,15 +6,15 @@ from collections.abc import Iterator
 
 import pytest
 
-from sandbox.city import CITY_COLUMNS, DISTRICTS
+from sandbox.city import DISTRICTS
 from sandbox.dp import DpConfig, plan
 from sandbox.enclave import Enclave
 from sandbox.errors import PolicyViolation
-from sandbox.ingest import IngestRequest, ingest
 from sandbox.jobs import BUDGET_RULE, QueryJob, run_query
 from sandbox.policy import ScenarioPolicy, check_query
 from sandbox.pool import Limits
 from sandbox.synth import generate_city
+from tests.support import ingest_city
 
 SCENARIO = "governance"
 DP = DpConfig("residents", "resident_id", epsilon=0.5, delta=1e-6, max_rows=12, max_groups=1)
@@ -25,12 +25,7 @@ def enclave(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Enclave]:
     root = tmp_path_factory.mktemp("dp")
     generate_city(4000, 5, root / "city")
     with Enclave.open(root / "work", limits=Limits(timeout_s=20, memory_mb=512), workers=1) as opened:
-        for table in ("residents", "social_insurance", "enterprises", "credit_records"):
-            declared = {c.name: c for c in CITY_COLUMNS[table]}
-            ingest(
-                opened,
-                IngestRequest(table, (root / "city" / f"{table}.parquet",), "bureau", 3, declared=declared),
-            )
+        ingest_city(opened, root / "city", ("residents", "social_insurance", "enterprises", "credit_records"))
         opened.budget.set_budget(SCENARIO, "residents", epsilon=2.0, delta=1e-5, actor="authority:bureau")
         yield opened
 
@@ -161,13 +156,7 @@ def test_averaging_with_query_variants_runs_out_of_budget(tmp_path_factory: pyte
     root = tmp_path_factory.mktemp("averaging")
     generate_city(1500, 9, root / "city")
     with Enclave.open(root / "work", limits=Limits(timeout_s=20, memory_mb=256), workers=1) as enclave:
-        declared = {c.name: c for c in CITY_COLUMNS["residents"]}
-        ingest(
-            enclave,
-            IngestRequest(
-                "residents", (root / "city" / "residents.parquet",), "bureau", 3, declared=declared
-            ),
-        )
+        ingest_city(enclave, root / "city", ("residents",))
         enclave.budget.set_budget(SCENARIO, "residents", epsilon=1.0, delta=1e-5, actor="authority:bureau")
         policy = ScenarioPolicy({"residents": enclave.catalog.get("residents")}, allow_dp=True)
         config = DpConfig("residents", "resident_id", epsilon=0.25, max_rows=1)

@@ -13,12 +13,12 @@ from sandbox.catalog import Tag
 from sandbox.city import CITY_COLUMNS, DISTRICTS
 from sandbox.enclave import Enclave
 from sandbox.errors import PolicyViolation
-from sandbox.ingest import IngestRequest, ingest
 from sandbox.jobs import CONFINEMENT_RULE, PythonJob, QueryJob, run_python, run_query
 from sandbox.mock import MARKER, mock_tables, run_mock
 from sandbox.policy import ScenarioPolicy
 from sandbox.pool import Limits
 from sandbox.synth import generate_city
+from tests.support import ingest_city
 
 
 @pytest.fixture(scope="module")
@@ -26,12 +26,7 @@ def enclave(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Enclave]:
     root = tmp_path_factory.mktemp("jobs")
     generate_city(3000, 11, root / "city")
     with Enclave.open(root / "work", limits=Limits(timeout_s=5, memory_mb=256), workers=1) as opened:
-        for table in ("residents", "social_insurance"):
-            declared = {c.name: c for c in CITY_COLUMNS[table]}
-            ingest(
-                opened,
-                IngestRequest(table, (root / "city" / f"{table}.parquet",), "bureau", 3, declared=declared),
-            )
+        ingest_city(opened, root / "city", ("residents", "social_insurance"))
         yield opened
 
 

@@ -22,15 +22,14 @@ from sandbox import _model_train, models
 from sandbox._features import bounded_sql
 from sandbox._model_checks import run_checks
 from sandbox.catalog import Tag
-from sandbox.city import CITY_COLUMNS
 from sandbox.enclave import Enclave
 from sandbox.errors import PolicyViolation
-from sandbox.ingest import IngestRequest, ingest
 from sandbox.jobs import BUDGET_RULE, CONFINEMENT_RULE, JobOutcome, execute_checked
 from sandbox.models import MODEL_CHECKS, MODELS, ModelDp, ModelJob, check_features, run_model
 from sandbox.policy import ScenarioPolicy
 from sandbox.pool import Limits
 from sandbox.synth import generate_city
+from tests.support import ingest_city
 
 SCENARIO = "labour_market"
 UNIT = ModelDp("residents", "resident_id", epsilon=2.0)
@@ -68,12 +67,7 @@ def enclave(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Enclave]:
     root = tmp_path_factory.mktemp("models")
     generate_city(20_000, 5, root / "city")
     with Enclave.open(root / "work", limits=Limits(timeout_s=20, memory_mb=512), workers=1) as opened:
-        for table in ("residents", "utility_usage", "enterprises"):
-            declared = {c.name: c for c in CITY_COLUMNS[table]}
-            ingest(
-                opened,
-                IngestRequest(table, (root / "city" / f"{table}.parquet",), "bureau", 3, declared=declared),
-            )
+        ingest_city(opened, root / "city", ("residents", "utility_usage", "enterprises"))
         opened.budget.set_budget(SCENARIO, "residents", epsilon=40.0, actor="authority:bureau")
         yield opened
 

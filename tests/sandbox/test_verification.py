@@ -18,10 +18,8 @@ from deid.consent import Consent, ConsentRegistry
 from deid.errors import ConsentError
 from deid.identifiers import normalize_identifier
 from sandbox.catalog import Tag
-from sandbox.city import CITY_COLUMNS
 from sandbox.enclave import Enclave
 from sandbox.errors import VerificationError
-from sandbox.ingest import IngestRequest, ingest
 from sandbox.policy import ScenarioPolicy
 from sandbox.pool import Limits
 from sandbox.synth import generate_city
@@ -33,6 +31,7 @@ from sandbox.verification import (
     pseudonymize_subject,
     verify,
 )
+from tests.support import ingest_city
 
 TABLES = ("residents", "enterprises", "credit_records")
 OPERATOR = "operator:acme-credit"
@@ -59,10 +58,7 @@ def city(tmp_path_factory: pytest.TempPathFactory) -> Iterator[City]:
     root = tmp_path_factory.mktemp("verification")
     generate_city(3000, 7, root / "city")
     with Enclave.open(root / "work", limits=Limits(timeout_s=20, memory_mb=256), workers=1) as enclave:
-        for table in TABLES:
-            declared = {c.name: c for c in CITY_COLUMNS[table]}
-            files = (root / "city" / f"{table}.parquet",)
-            ingest(enclave, IngestRequest(table, files, "bureau", 2, declared=declared))
+        ingest_city(enclave, root / "city", TABLES, level=2)
         registry = ConsentRegistry(root / "work" / "consent.sqlite", enclave.ledger)
         public = ISSUER_KEY.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
         registry.trust_issuer(ISSUER, public, actor="authority:data-bureau")
