@@ -6,6 +6,7 @@ from outbound_review.checks import CheckReport, round_counts, run_checks, suppre
 from outbound_review.describe import describe_release
 from outbound_review.differencing import DifferencingFinding, ReleaseDescriptor, ReleaseIndex
 from outbound_review.errors import ReleaseInvalid, ReviewError, ReviewRefused
+from outbound_review.gate import Gate, Release, SourceDataset, Submission, evidence_from
 from outbound_review.queue import ReviewItem, ReviewQueue
 from outbound_review.release import verify_release, write_release
 
@@ -14,6 +15,8 @@ __all__ = [
     "CheckParameters",
     "CheckReport",
     "DifferencingFinding",
+    "Gate",
+    "Release",
     "ReleaseDescriptor",
     "ReleaseIndex",
     "ReleaseInvalid",
@@ -24,7 +27,10 @@ __all__ = [
     "ReviewRefused",
     "Rule",
     "RuleOutcome",
+    "SourceDataset",
+    "Submission",
     "describe_release",
+    "evidence_from",
     "round_counts",
     "run_checks",
     "suppress",

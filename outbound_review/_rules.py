@@ -74,7 +74,9 @@ class ResultEvidence:
     a k-anonymity report with ``achieved_k``, ``model_checks`` the recorded model checks
     (``{rule, outcome, explanation}``). ``quasi_identifiers`` lets the k-anonymity rule
     recount k on the table itself; ``expected_epsilon``/``expected_bounds`` are the
-    scenario's and the catalog's values a DP result must match.
+    scenario's and the catalog's values a DP result must match. ``unavailable`` says why
+    the enclave could not measure per-cell evidence (a query shape the measurement does not
+    cover, a program's output); the cell rules then cannot clear the result.
     """
 
     kind: Kind = "aggregate"
@@ -90,6 +92,7 @@ class ResultEvidence:
     quasi_identifiers: tuple[str, ...] = ()
     expected_epsilon: float | None = None
     expected_bounds: Mapping[str, Sequence[float]] | None = None
+    unavailable: str | None = None
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> ResultEvidence:
@@ -168,6 +171,8 @@ def _verdict(rule: str, bad: Outcome, findings: Sequence[tuple[Cell, str]], fine
 
 
 def _dp_skip(rule: str, evidence: ResultEvidence) -> RuleOutcome | None:
+    if evidence.unavailable is not None and evidence.kind == "aggregate":
+        return RuleOutcome(rule, "review", "not assessed: there is no per-cell evidence (see SDC-EVIDENCE)")
     if evidence.kind == "dp":
         return RuleOutcome(rule, "pass", "differential-privacy result: its noise protects it; see SDC-DP")
     if evidence.kind != "aggregate":
@@ -387,7 +392,22 @@ def model(table: pa.Table, evidence: ResultEvidence, params: CheckParameters) ->
     return RuleOutcome(rule, worst, why)
 
 
+def measured(table: pa.Table, evidence: ResultEvidence, params: CheckParameters) -> RuleOutcome:
+    """SDC-EVIDENCE: fail an aggregate result the enclave could not measure cell by cell.
+
+    Without the contributors behind each cell no rule can show a small cell or a dominant
+    contributor is absent, so an unmeasured result fails and needs a reasoned override.
+    """
+    rule = "SDC-EVIDENCE"
+    if evidence.kind != "aggregate":
+        return RuleOutcome(rule, "pass", f"{evidence.kind} output: judged by its own evidence")
+    if evidence.unavailable is not None:
+        return RuleOutcome(rule, "fail", f"no per-cell evidence: {evidence.unavailable}")
+    return RuleOutcome(rule, "pass", "the enclave measured the contributors behind every cell")
+
+
 RULES: tuple[Rule, ...] = (
+    Rule("SDC-EVIDENCE", "the enclave measured every aggregate cell's contributors", measured),
     Rule("SDC-MIN-CELL", "every count, and the count under every sum or mean, ≥ min_cell", min_cell),
     Rule("SDC-DOMINANCE-NK", "top n contributions ≤ k × cell total", dominance_nk),
     Rule("SDC-P-PERCENT", "total − largest − second ≥ p × largest", p_percent),

@@ -221,6 +221,22 @@ class ReleaseDescriptor:
         """Whether the release selects a sub-population (or may, being opaque)."""
         return self.opaque or bool(self.filter)
 
+    def to_json(self) -> dict[str, Any]:
+        """The descriptor as plain JSON values (sets, tuples and dates tagged so they survive)."""
+        data: dict[str, Any] = _to_json(self)
+        return data
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> ReleaseDescriptor:
+        """A descriptor from :meth:`to_json`'s output; ReviewError if it is not one."""
+        try:
+            found = _from_json(dict(data))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ReviewError(f"{RULE_ID}: a stored release description is unreadable: {exc}") from None
+        if not isinstance(found, cls):
+            raise ReviewError(f"{RULE_ID}: a stored release description is not a release")
+        return found
+
     def cell_predicates(self, key: GroupKey) -> dict[str, Predicate]:
         """The population of one cell, as a predicate per column."""
         preds = dict(self.filter)
@@ -402,7 +418,7 @@ class ReleaseIndex:
         """Write every recorded release as one JSON line, in the order recorded."""
         with path.open("w", encoding="utf-8") as fh:
             for r in self._releases.values():
-                fh.write(json.dumps(_to_json(r), sort_keys=True) + "\n")
+                fh.write(json.dumps(r.to_json(), sort_keys=True) + "\n")
 
     @classmethod
     def load(cls, path: Path) -> ReleaseIndex:
@@ -411,7 +427,7 @@ class ReleaseIndex:
         with path.open(encoding="utf-8") as fh:
             for line in fh:
                 if line.strip():
-                    index.add(_from_json(json.loads(line)))
+                    index.add(ReleaseDescriptor.from_json(json.loads(line)))
         return index
 
 

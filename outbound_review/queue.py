@@ -8,6 +8,10 @@ States::
           ├──reject──▶ rejected   (final, with a reason)
           └──return──▶ returned   (needs changes; a new job is submitted)
 
+An approved result that has not left yet may still be rejected or returned (for instance
+when a result released meanwhile now differences with it). A reviewer may replace a
+pending result by a mitigated version (:meth:`ReviewQueue.revise`) before anyone approves.
+
 Rules, each enforced here and refused with its id:
 
 - ``R-SEPARATION``: neither the submitter nor anyone of the submitter's organisation may
@@ -24,7 +28,9 @@ Every state change is a ledger entry (who, when, decision, reason, result hash).
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+import sqlite3
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -40,6 +46,8 @@ _SCHEMA = (
     "CREATE TABLE items (job_id TEXT PRIMARY KEY, state TEXT NOT NULL, body TEXT NOT NULL)",
     "CREATE TABLE decisions (job_id TEXT NOT NULL, reviewer TEXT NOT NULL, organisation TEXT NOT NULL, "
     "decision TEXT NOT NULL, reason TEXT NOT NULL, ledger_index INTEGER NOT NULL)",
+    "CREATE TABLE releases (seq INTEGER PRIMARY KEY AUTOINCREMENT, job_id TEXT NOT NULL UNIQUE, "
+    "body TEXT NOT NULL)",
 )
 
 
@@ -112,12 +120,10 @@ class ReviewQueue:
             raise ReviewRefused("R-STATE", f"unknown decision {decision!r}")
         with self._store.transaction(write=True) as db:
             item = _load(db, job_id)
-            if item.state != "pending_review":
+            # An approved result that has not left yet may still be withdrawn.
+            if item.state != "pending_review" and not (item.state == "approved" and decision != "approve"):
                 raise ReviewRefused("R-STATE", f"job {job_id} is {item.state}, not pending review")
-            if reviewer == item.submitter or organisation == item.organisation:
-                raise ReviewRefused(
-                    "R-SEPARATION", "results are reviewed by someone outside the submitter's organisation"
-                )
+            _check_separation(item, reviewer, organisation)
             if decision == "approve" and reviewer in item.approvals:
                 raise ReviewRefused(
                     "R-TWO-REVIEWERS", "a second approval must come from a different reviewer"
@@ -141,22 +147,102 @@ class ReviewQueue:
             db.execute("UPDATE items SET state = ? WHERE job_id = ?", (state, job_id))
             return _load(db, job_id)
 
-    def mark_released(self, job_id: str, actor: str, artifact_sha256: str) -> int:
-        """Record that an approved result left as a signed artifact; returns the ledger index."""
+    def revise(
+        self,
+        job_id: str,
+        reviewer: str,
+        organisation: str,
+        reason: str,
+        *,
+        result_sha256: str,
+        worst_check: Literal["pass", "review", "fail"],
+        evidence: Mapping[str, Any],
+    ) -> ReviewItem:
+        """Replace a pending result by a reviewer's mitigated version, recorded as ``review.mitigated``.
+
+        Only before any approval: an approval is of one exact table, never carried over.
+        """
+        if not reason.strip():
+            raise ReviewRefused("R-REASON", "a mitigation needs a reason the submitter can act on")
+        with self._store.transaction(write=True) as db:
+            item = _load(db, job_id)
+            if item.state != "pending_review":
+                raise ReviewRefused("R-STATE", f"job {job_id} is {item.state}, not pending review")
+            _check_separation(item, reviewer, organisation)
+            if item.approvals:
+                raise ReviewRefused(
+                    "R-STATE", f"job {job_id} already has an approval; mitigate before approving"
+                )
+            revised = replace(
+                item, result_sha256=result_sha256, worst_check=worst_check, evidence=dict(evidence)
+            )
+            self._ledger.append(
+                reviewer,
+                "review.mitigated",
+                job_id,
+                {
+                    "reason": reason,
+                    "from_sha256": item.result_sha256,
+                    "result_sha256": result_sha256,
+                    "worst_check": worst_check,
+                },
+            )
+            db.execute("UPDATE items SET body = ? WHERE job_id = ?", (_body(revised), job_id))
+            return _load(db, job_id)
+
+    def mark_released(
+        self,
+        job_id: str,
+        actor: str,
+        artifact_sha256: str,
+        *,
+        description: Mapping[str, Any] | None = None,
+        guard: Callable[[sqlite3.Connection, ReviewItem], None] | None = None,
+    ) -> int:
+        """Record that an approved result left as a signed artifact; returns the ledger index.
+
+        ``description`` is stored with the release for the differencing control; ``guard``
+        runs inside the same write transaction, after every earlier release is committed and
+        before this one is, so a check it makes cannot be overtaken by a concurrent release.
+        """
         with self._store.transaction(write=True) as db:
             item = _load(db, job_id)
             if item.state != "approved":
                 raise ReviewRefused(
                     "R-STATE", f"job {job_id} is {item.state}: only approved results are released"
                 )
+            if guard is not None:
+                guard(db, item)
             receipt = self._ledger.append(
                 actor,
                 "result.released",
                 job_id,
                 {"artifact_sha256": artifact_sha256, "result_sha256": item.result_sha256},
             )
+            if description is not None:
+                db.execute(
+                    "INSERT INTO releases (job_id, body) VALUES (?, ?)",
+                    (job_id, json.dumps(description, sort_keys=True)),
+                )
             db.execute("UPDATE items SET state = 'released' WHERE job_id = ?", (job_id,))
             return receipt.index
+
+    def releases_after(self, seq: int) -> list[tuple[int, dict[str, Any]]]:
+        """Stored release descriptions with a sequence number above ``seq``, in release order."""
+        with self._store.transaction() as db:
+            return read_releases(db, seq)
+
+    def decisions(self, job_id: str) -> list[dict[str, Any]]:
+        """Every decision on ``job_id``, oldest first: who, of which organisation, what, why, where logged."""
+        with self._store.transaction() as db:
+            _load(db, job_id)
+            rows = db.execute(
+                "SELECT reviewer, organisation, decision, reason, ledger_index FROM decisions "
+                "WHERE job_id = ? ORDER BY ledger_index",
+                (job_id,),
+            ).fetchall()
+        keys = ("reviewer", "organisation", "decision", "reason", "ledger_index")
+        return [dict(zip(keys, row, strict=True)) for row in rows]
 
     def approval_index(self, job_id: str) -> int:
         """The ledger index of the decision that approved ``job_id``."""
@@ -167,6 +253,19 @@ class ReviewQueue:
         if row is None or row[0] is None:
             raise ReviewRefused("R-STATE", f"job {job_id} has no approval")
         return int(row[0])
+
+
+def read_releases(db: sqlite3.Connection, seq: int) -> list[tuple[int, dict[str, Any]]]:
+    """Release descriptions stored after sequence number ``seq`` (inside a transaction)."""
+    rows = db.execute("SELECT seq, body FROM releases WHERE seq > ? ORDER BY seq", (seq,)).fetchall()
+    return [(int(n), json.loads(body)) for n, body in rows]
+
+
+def _check_separation(item: ReviewItem, reviewer: str, organisation: str) -> None:
+    if reviewer == item.submitter or organisation == item.organisation:
+        raise ReviewRefused(
+            "R-SEPARATION", "results are reviewed by someone outside the submitter's organisation"
+        )
 
 
 def _next_state(item: ReviewItem, decision: Decision) -> State:

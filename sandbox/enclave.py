@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from deid.budget import PrivacyBudget
 from deid.keys import MasterKey
@@ -123,6 +124,19 @@ class Enclave:
         if self._pool is None:
             self._pool = WorkerPool(self.paths.base, workers=self._workers, limits=self._limits)
         return self._pool
+
+    @property
+    def release_key_name(self) -> str:
+        """The name verifiers see on this platform's release signatures."""
+        return f"{self.ledger.origin}/release"
+
+    def release_key(self) -> Ed25519PrivateKey:
+        """The platform's release-signing key, derived from the master key.
+
+        Derived rather than stored so that it lives and dies with the enclave's one secret;
+        its public half is published, never the key.
+        """
+        return Ed25519PrivateKey.from_private_bytes(self.master.derive("release/ed25519"))
 
     def attachments(self) -> tuple[list[tuple[str, Path]], str]:
         """Every registered dataset's file, and a generation tag that changes when the set does."""

@@ -16,10 +16,11 @@ SURFACES = {
     "sandbox": set(),
     "deid": set(),
     "outbound_review": {
-        "RULES", "CheckParameters", "CheckReport", "DifferencingFinding", "ReleaseDescriptor", "ReleaseIndex",
-        "ReleaseInvalid", "ResultEvidence", "ReviewError",
-        "ReviewItem", "ReviewQueue", "ReviewRefused", "Rule", "RuleOutcome", "describe_release",
-        "round_counts", "run_checks", "suppress", "verify_release", "write_release",
+        "RULES", "CheckParameters", "CheckReport", "DifferencingFinding", "Gate", "Release",
+        "ReleaseDescriptor", "ReleaseIndex", "ReleaseInvalid", "ResultEvidence", "ReviewError",
+        "ReviewItem", "ReviewQueue", "ReviewRefused", "Rule", "RuleOutcome", "SourceDataset", "Submission",
+        "describe_release", "evidence_from", "round_counts", "run_checks", "suppress", "verify_release",
+        "write_release",
     },
     "gateway": set(),
 }  # fmt: skip
