@@ -97,7 +97,11 @@ class Release:
 class Gate:
     """The review queue with its checks, the released-results index, and the release signer."""
 
-    def __init__(self, root: Path, ledger: Ledger, key: Ed25519PrivateKey, key_name: str) -> None:
+    def __init__(
+        self, root: Path, ledger: Ledger, key: Ed25519PrivateKey | None = None, key_name: str = "release"
+    ) -> None:
+        """Open the gate at ``root``; without ``key`` it checks and queues but cannot release
+        (a process that must not hold the platform's signing key opens it so)."""
         self._root = root
         root.mkdir(parents=True, exist_ok=True, mode=0o700)
         self.queue = ReviewQueue(root / "review.sqlite", ledger)
@@ -108,7 +112,12 @@ class Gate:
     @property
     def public_key(self) -> PublicKey:
         """The key a verifier pins to check this platform's releases."""
-        return PublicKey.from_private(self._key_name, self._key)
+        return PublicKey.from_private(self._key_name, self._signer())
+
+    def _signer(self) -> Ed25519PrivateKey:
+        if self._key is None:
+            raise ReviewError("this gate was opened without the release key: releases are signed elsewhere")
+        return self._key
 
     def close(self) -> None:
         self.queue.close()
@@ -266,7 +275,7 @@ class Gate:
             "dp_guarantee": item.evidence["dp_guarantee"],
             "release_key": self.public_key.vkey,
         }
-        artifact = write_release(out, self._load(item), manifest, self._key, self._key_name)
+        artifact = write_release(out, self._load(item), manifest, self._signer(), self._key_name)
         try:
             index = self.queue.mark_released(
                 job_id, actor, artifact, description=item.evidence["description"], guard=self._recheck

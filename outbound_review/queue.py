@@ -101,14 +101,15 @@ class ReviewQueue:
         with self._store.transaction() as db:
             return _load(db, job_id)
 
+    def items(self, state: State) -> list[ReviewItem]:
+        """Every item in ``state``, oldest job id first."""
+        with self._store.transaction() as db:
+            rows = db.execute("SELECT job_id FROM items WHERE state = ? ORDER BY job_id", (state,)).fetchall()
+            return [_load(db, job_id) for (job_id,) in rows]
+
     def pending(self, reviewer_organisation: str) -> list[ReviewItem]:
         """Items a reviewer of ``reviewer_organisation`` may decide (never its own organisation's)."""
-        with self._store.transaction() as db:
-            rows = db.execute(
-                "SELECT job_id FROM items WHERE state = 'pending_review' ORDER BY job_id"
-            ).fetchall()
-            items = [_load(db, job_id) for (job_id,) in rows]
-        return [i for i in items if i.organisation != reviewer_organisation]
+        return [i for i in self.items("pending_review") if i.organisation != reviewer_organisation]
 
     def decide(
         self, job_id: str, reviewer: str, organisation: str, decision: Decision, reason: str
@@ -145,6 +146,22 @@ class ReviewQueue:
                 (job_id, reviewer, organisation, decision, reason, receipt.index),
             )
             db.execute("UPDATE items SET state = ? WHERE job_id = ?", (state, job_id))
+            return _load(db, job_id)
+
+    def withdraw(self, job_id: str, actor: str, reason: str) -> ReviewItem | None:
+        """Close an open item because the platform ended the job (an authorization ended), as
+        ``review.withdrawn``; None if the job was never queued, unchanged if already decided."""
+        with self._store.transaction(write=True) as db:
+            try:
+                item = _load(db, job_id)
+            except ReviewRefused:
+                return None
+            if item.state not in ("pending_review", "approved", "returned"):
+                return item
+            self._ledger.append(
+                actor, "review.withdrawn", job_id, {"reason": reason, "result_sha256": item.result_sha256}
+            )
+            db.execute("UPDATE items SET state = 'rejected' WHERE job_id = ?", (job_id,))
             return _load(db, job_id)
 
     def revise(

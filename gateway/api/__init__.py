@@ -1,0 +1,93 @@
+"""The HTTP API: the only way into a running Veilbox.
+
+:func:`create_app` serves one working directory. The API process opens the control plane,
+the ledger, the catalog and the review gate; the job runner (:mod:`gateway.runner`), a
+separate process started with the app, is the only one that opens the enclave. Every
+endpoint authenticates a bearer token and checks role and tenant in the service it calls;
+every error is an RFC 9457 problem.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from fastapi import FastAPI, Request, Response
+
+from gateway import runner
+from gateway.api import catalog, control, jobs, ledger, problems, reviews
+from gateway.api.platform import Platform
+
+MAX_BODY_BYTES = 1 << 20
+"""The largest request body accepted (the longest SQL is 100,000 characters)."""
+_SECURITY_HEADERS = {
+    "X-Content-Type-Options": "nosniff",
+    "Cache-Control": "no-store",
+    "Referrer-Policy": "no-referrer",
+    "X-Frame-Options": "DENY",
+}
+ROUTERS = (*control.ROUTERS, jobs.router, reviews.router, ledger.router, catalog.router)
+
+
+def create_app(workdir: Path, *, url: str | None = None, start_runner: bool = True) -> FastAPI:
+    """The API over ``workdir``; with ``start_runner`` a job runner process lives as long as the app."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        platform = Platform.open(workdir, url=url)
+        app.state.platform = platform
+        process = None
+        if start_runner:
+            process, stop, wake = runner.start(workdir, url)
+            platform.wake = wake.set
+        try:
+            yield
+        finally:
+            if process is not None:
+                stop.set()
+                process.join(30)
+                if process.is_alive():
+                    process.terminate()
+                    process.join(5)
+            platform.close()
+
+    app = FastAPI(
+        title="Veilbox",
+        version="0.1.0",
+        summary="Secure data sandbox for public data authorized operation (公共数据资源授权运营).",
+        description=(
+            "Raw data never leaves the enclave: jobs run inside it, results wait in quarantine, "
+            "and only reviewed aggregates are released as signed artifacts. Authenticate with "
+            "`Authorization: Bearer vbx_…`. Every error is an RFC 9457 problem whose `rule` names "
+            "the rule that refused the request."
+        ),
+        lifespan=lifespan,
+    )
+    problems.install(app)
+    for router in ROUTERS:
+        app.include_router(router)
+
+    @app.middleware("http")
+    async def guard(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+        refused = _refuse_body(request)
+        response = refused if refused is not None else await call_next(request)
+        response.headers.update(_SECURITY_HEADERS)
+        return response
+
+    return app
+
+
+def _refuse_body(request: Request) -> Response | None:
+    """Refuse a body that is too large or not JSON before anything reads it."""
+    if request.method not in ("POST", "PUT", "PATCH"):
+        return None
+    length = request.headers.get("content-length")
+    if length is not None and (not length.isdigit() or int(length) > MAX_BODY_BYTES):
+        detail = f"the request body must be at most {MAX_BODY_BYTES} bytes"
+        return problems.problem(413, "Request body too large", detail, "G-SIZE", request.url.path)
+    media = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if length not in (None, "0") and media != "application/json":
+        detail = f"send the body as application/json, not {media or 'no content type'}"
+        return problems.problem(415, "Unsupported media type", detail, "G-MEDIA", request.url.path)
+    return None

@@ -1,0 +1,188 @@
+"""``/v1/jobs``: submit (or try on mock data), list, show, and download released results."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Query, Request, Response
+from fastapi.responses import FileResponse
+from pydantic import BaseModel, ConfigDict, Field
+
+from gateway import jobs
+from gateway.api.auth import Caller, Services
+from gateway.control import Role
+from gateway.control.identity import invisible, require_role
+from gateway.errors import Conflict, InvalidRequest
+from outbound_review.release import MANIFEST, SIGNATURE
+from sandbox.policy import MAX_SQL_CHARS
+
+router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
+
+_MEDIA = {
+    "result.csv": "text/csv",
+    "result.parquet": "application/vnd.apache.parquet",
+    "result.json": "application/json",
+    MANIFEST: "application/json",
+    SIGNATURE: "text/plain",
+}
+
+
+class JobRequest(BaseModel):
+    """A job to run in a scenario: SQL (optionally under DP) or a DP model over a feature query."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "scenario_id": "scn_0123456789abcdef0123",
+                    "kind": "sql",
+                    "sql": "SELECT district, COUNT(*) AS n FROM residents GROUP BY district",
+                    "dp": True,
+                },
+                {
+                    "scenario_id": "scn_0123456789abcdef0123",
+                    "kind": "sql",
+                    "sql": "SELECT education, COUNT(*) AS n FROM residents GROUP BY education",
+                    "mock": True,
+                },
+            ]
+        },
+    )
+
+    scenario_id: str = Field(min_length=1, max_length=64)
+    kind: Literal["sql", "model"] = "sql"
+    sql: str | None = Field(default=None, max_length=MAX_SQL_CHARS)
+    dp: bool = False
+    features: str | None = Field(default=None, max_length=MAX_SQL_CHARS)
+    model: str | None = Field(default=None, max_length=64)
+    label: str | None = Field(default=None, max_length=64)
+    hyperparameters: dict[str, bool | int | float] = Field(default_factory=dict, max_length=20)
+    epsilon: float | None = Field(default=None, gt=0, allow_inf_nan=False)
+    max_rows: int = Field(default=1, ge=1, le=1000)
+    mock: bool = False
+    mock_rows: int = Field(default=1000, ge=1, le=100_000)
+
+
+class JobView(BaseModel):
+    """A job's state; never its result."""
+
+    id: str
+    scenario_id: str
+    operator_id: str
+    submitter_id: str
+    kind: str
+    status: str
+    spec: dict[str, Any]
+    reason: str | None
+    rule: str | None
+    result_sha256: str | None
+    created_at: str
+    updated_at: str
+
+
+class MockView(BaseModel):
+    """A result on mock data: generated from the catalog, never real figures."""
+
+    marker: Literal["MOCK"]
+    scenario_id: str
+    columns: list[str]
+    rows: list[dict[str, Any]]
+    rows_per_table: int
+
+
+def _spec(body: JobRequest) -> jobs.Spec:
+    if body.kind == "sql":
+        if body.sql is None:
+            raise _missing("sql", "a SQL job")
+        return jobs.SqlSpec(body.sql, dp=body.dp)
+    if body.features is None or body.model is None or body.epsilon is None:
+        raise _missing("features, model and epsilon", "a model job")
+    return jobs.ModelSpec(
+        features=body.features,
+        model=body.model,
+        epsilon=body.epsilon,
+        label=body.label,
+        hyperparameters=body.hyperparameters,
+        max_rows=body.max_rows,
+    )
+
+
+def _missing(fields: str, what: str) -> InvalidRequest:
+    return InvalidRequest("G-INPUT", f"{what} needs {fields}")
+
+
+@router.post(
+    "",
+    status_code=201,
+    response_model=JobView | MockView,
+    summary="Submit a job, or run it on mock data with mock=true",
+)
+def submit(body: JobRequest, caller: Caller, services: Services, response: Response) -> Any:
+    """Queue a job after the policy check; ``status`` is ``refused`` (with ``rule``) when the
+    policy refuses it. With ``mock=true`` the job runs at once on mock data and the result
+    comes back marked MOCK; nothing is queued."""
+    spec = _spec(body)
+    if body.mock:
+        if not isinstance(spec, jobs.SqlSpec):
+            raise _missing("kind sql", "a mock run")
+        result = jobs.mock(
+            services.control, services.catalog, caller, body.scenario_id, spec.sql, body.mock_rows
+        )
+        response.status_code = 200
+        return MockView(
+            marker="MOCK",
+            scenario_id=body.scenario_id,
+            columns=result.table.column_names,
+            rows=result.table.slice(0, 1000).to_pylist(),
+            rows_per_table=result.rows_per_table,
+        )
+    job = jobs.submit(services.control, services.catalog, caller, body.scenario_id, spec)
+    if job.status == "queued":
+        services.wake()
+    response.headers["Location"] = f"/v1/jobs/{job.id}"
+    return job.to_json()
+
+
+@router.get("", response_model=list[JobView], summary="List the jobs you may see")
+def list_jobs(
+    caller: Caller,
+    services: Services,
+    status: Annotated[str | None, Query(max_length=32)] = None,
+    scenario_id: Annotated[str | None, Query(max_length=64)] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> Any:
+    """Your tenant's jobs, newest first (the authority and auditors see every tenant's)."""
+    return [
+        j.to_json()
+        for j in jobs.list_jobs(services.control, caller, status=status, scenario_id=scenario_id, limit=limit)
+    ]
+
+
+@router.get("/{job_id}", response_model=JobView, summary="Show one job")
+def show(job_id: str, caller: Caller, services: Services) -> Any:
+    """A job's status, with the reason and rule id of a refusal or failure."""
+    return jobs.get_job(services.control, caller, job_id).to_json()
+
+
+@router.get(
+    "/{job_id}/release/{name}",
+    summary="Download a file of a released result",
+    response_class=FileResponse,
+    responses={200: {"content": {media: {} for media in set(_MEDIA.values())}}},
+)
+def download(job_id: str, name: str, caller: Caller, services: Services, request: Request) -> FileResponse:
+    """A released artifact's file (``result.csv``, ``result.parquet``, ``result.json``,
+    ``manifest.json``, ``manifest.sig``), for users of the submitting operator only.
+    Every download is a ledger entry."""
+    require_role(caller, {Role.OPERATOR, Role.DEVELOPER}, "downloading a released result")
+    job = jobs.get_job(services.control, caller, job_id)
+    if name not in _MEDIA:
+        raise invisible("release file", name)
+    if job.status != "released":
+        raise Conflict("G-STATE", f"job {job_id} is {job.status}: only released results can be downloaded")
+    path = services.layout.releases / job_id / name
+    if not path.is_file():
+        raise Conflict("G-STATE", f"the release of job {job_id} has no {name}")
+    services.ledger.append(caller.user_id, "release.downloaded", job_id, {"file": name})
+    return FileResponse(path, media_type=_MEDIA[name], filename=f"{job_id}-{name}")

@@ -1,0 +1,51 @@
+"""What the API process holds open: the control plane, the ledger, the catalog and the review
+gate — never the enclave's keys or datasets — and a way to wake the runner."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from deid.budget import PrivacyBudget
+from gateway.control import ControlPlane, control_url
+from gateway.workdir import Layout
+from ledger import Ledger
+from outbound_review import Gate
+from sandbox.catalog import Catalog
+
+
+@dataclass
+class Platform:
+    """The API's services over one working directory."""
+
+    layout: Layout
+    ledger: Ledger
+    control: ControlPlane
+    catalog: Catalog
+    gate: Gate
+    budget: PrivacyBudget
+    wake: Callable[[], None] = field(default=lambda: None)
+
+    @classmethod
+    def open(cls, workdir: Path, *, url: str | None = None) -> Platform:
+        """Open a working directory's services (the ledger and stores are created if missing)."""
+        layout = Layout(Path(workdir))
+        layout.root.mkdir(parents=True, exist_ok=True)
+        ledger = Ledger.open(layout.ledger)
+        try:
+            control = ControlPlane.open(url or control_url(layout.root), ledger)
+            catalog = Catalog(layout.catalog, ledger)
+            gate = Gate(layout.review, ledger)
+            budget = PrivacyBudget(layout.budget, ledger)
+        except BaseException:
+            ledger.close()
+            raise
+        return cls(layout, ledger, control, catalog, gate, budget)
+
+    def close(self) -> None:
+        self.budget.close()
+        self.gate.close()
+        self.catalog.close()
+        self.control.close()
+        self.ledger.close()

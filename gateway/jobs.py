@@ -1,0 +1,325 @@
+"""Jobs in the control plane: submission with the policy's verdict up front, the runner's claim,
+status as the review gate moves a result, and the tenant-scoped reads.
+
+A job's life::
+
+    queued ─▶ running ─▶ pending_review ─▶ approved ─▶ released
+       │         ├─▶ refused (rule)     ├─▶ returned / rejected (reason)
+       │         └─▶ failed (reason)
+       └─ (any open state) ─▶ closed    (the authorization ended: G-REVOKED / G-SCENARIO)
+
+Submission runs in the API process: the scenario must be runnable for the caller, and the
+query policy checks the SQL against the scenario's policy built from the catalog, so a
+refusal comes back at once with its rule. Only then is the job queued for the runner
+(:mod:`gateway.runner`), the one process that opens the enclave.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+from datetime import datetime
+from typing import Any, Literal
+
+from sqlalchemy import RowMapping, insert, select, update
+
+from gateway.control import ControlPlane, Principal, Role, schema
+from gateway.control.identity import invisible, require_role, tenant_filter
+from gateway.control.scenarios import Scenario, dp_config, get_scenario, runnable, scenario_policy
+from gateway.errors import Conflict, InvalidRequest
+from sandbox.catalog import Catalog
+from sandbox.errors import PolicyViolation
+from sandbox.jobs import new_job_id
+from sandbox.mock import MockResult, run_mock
+from sandbox.models import MODELS, check_features
+from sandbox.policy import MAX_SQL_CHARS, check_query
+
+Kind = Literal["sql", "model"]
+Status = Literal[
+    "queued",
+    "running",
+    "refused",
+    "failed",
+    "pending_review",
+    "approved",
+    "returned",
+    "rejected",
+    "released",
+    "closed",
+]
+OPEN = ("queued", "running", "pending_review", "approved", "returned")
+"""States a revocation closes."""
+READERS = frozenset({Role.AUTHORITY, Role.AUDITOR})
+"""Roles that see every tenant's jobs (their status, never their results)."""
+SUBMITTERS = frozenset({Role.OPERATOR, Role.DEVELOPER})
+
+
+@dataclass(frozen=True)
+class SqlSpec:
+    """A SQL job; ``dp`` runs it under the scenario's differential-privacy terms."""
+
+    sql: str
+    dp: bool = False
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """A DP model job: a feature query, a model type from the allow-list, its ε."""
+
+    features: str
+    model: str
+    epsilon: float
+    label: str | None = None
+    hyperparameters: Mapping[str, bool | int | float] | None = None
+    max_rows: int = 1
+
+
+Spec = SqlSpec | ModelSpec
+
+
+@dataclass(frozen=True)
+class JobRecord:
+    """A job as the control plane holds it: never its result."""
+
+    id: str
+    scenario_id: str
+    operator_id: str
+    submitter_id: str
+    kind: Kind
+    status: Status
+    spec: dict[str, Any]
+    reason: str | None
+    rule: str | None
+    result_sha256: str | None
+    created_at: datetime
+    updated_at: datetime
+
+    def to_json(self) -> dict[str, Any]:
+        """The job as plain JSON values."""
+        data = asdict(self)
+        data["created_at"], data["updated_at"] = self.created_at.isoformat(), self.updated_at.isoformat()
+        return data
+
+    def sql(self) -> str:
+        """The SQL the job runs (for a model, its feature query)."""
+        return str(self.spec.get("sql") or self.spec.get("features") or "")
+
+
+def submit(cp: ControlPlane, catalog: Catalog, actor: Principal, scenario_id: str, spec: Spec) -> JobRecord:
+    """Check and queue a job; a policy refusal is stored (status ``refused``) and returned, not raised."""
+    require_role(actor, SUBMITTERS, "submitting a job")
+    scenario = runnable(cp, actor, scenario_id)
+    kind, body = _validated(scenario, spec)
+    job_id = new_job_id()
+    status: Status = "queued"
+    reason = rule = None
+    try:
+        policy = scenario_policy(scenario, catalog)
+        if kind == "model":
+            check_features(body["features"], policy)
+        else:
+            check_query(body["sql"], policy)
+    except PolicyViolation as exc:
+        status, reason, rule = "refused", exc.reason, exc.rule
+    now = cp.now()
+    with cp.transaction() as conn:
+        conn.execute(
+            insert(schema.jobs).values(
+                id=job_id,
+                scenario_id=scenario.id,
+                operator_id=scenario.operator_id,
+                submitter_id=actor.user_id,
+                kind=kind,
+                status=status,
+                mock=False,
+                spec=body,
+                reason=reason,
+                rule=rule,
+                result_sha256=None,
+                created_at=now,
+                updated_at=now,
+            )
+        )
+        details = {
+            "scenario": scenario.id,
+            "kind": kind,
+            "sql_sha256": _sha(body.get("sql") or body["features"]),
+        }
+        cp.ledger.append(actor.user_id, "job.submitted", job_id, details)
+        if status == "refused":
+            cp.ledger.append(
+                actor.user_id, "job.refused", job_id, {**details, "rule": rule, "reason": reason}
+            )
+        return _job(conn, job_id)
+
+
+def mock(
+    cp: ControlPlane, catalog: Catalog, actor: Principal, scenario_id: str, sql: str, rows: int
+) -> MockResult:
+    """Run SQL on mock data generated from the catalog; the verdict is the real policy's.
+
+    Refusals raise :class:`PolicyViolation` (the caller shows the rule). Recorded as ``job.mock``.
+    """
+    require_role(actor, SUBMITTERS, "running a job on mock data")
+    scenario = runnable(cp, actor, scenario_id)
+    _check_sql(sql)
+    if not 1 <= rows <= 100_000:
+        raise InvalidRequest("G-INPUT", f"mock rows must be 1 to 100000, not {rows}")
+    details = {"scenario": scenario.id, "sql_sha256": _sha(sql), "rows": rows}
+    try:
+        result = run_mock(sql, scenario_policy(scenario, catalog), rows=rows)
+    except PolicyViolation as exc:
+        cp.ledger.append(actor.user_id, "job.mock", scenario.id, {**details, "rule": exc.rule})
+        raise
+    cp.ledger.append(actor.user_id, "job.mock", scenario.id, {**details, "rule": None})
+    return result
+
+
+def get_job(cp: ControlPlane, actor: Principal, job_id: str) -> JobRecord:
+    """One job the actor may see: its tenant's, or any for the authority and auditors."""
+    visible = tenant_filter(actor, schema.jobs.c.operator_id, readers=READERS, doing="reading jobs")
+    with cp.transaction(write=False) as conn:
+        row = conn.execute(select(schema.jobs).where(schema.jobs.c.id == job_id, visible)).mappings().first()
+    if row is None:
+        raise invisible("job", job_id)
+    return _record(row)
+
+
+def list_jobs(
+    cp: ControlPlane,
+    actor: Principal,
+    *,
+    status: str | None = None,
+    scenario_id: str | None = None,
+    limit: int = 100,
+) -> list[JobRecord]:
+    """The jobs the actor may see, newest first."""
+    query = select(schema.jobs).where(
+        tenant_filter(actor, schema.jobs.c.operator_id, readers=READERS, doing="listing jobs")
+    )
+    if status is not None:
+        query = query.where(schema.jobs.c.status == status)
+    if scenario_id is not None:
+        query = query.where(schema.jobs.c.scenario_id == scenario_id)
+    query = query.order_by(schema.jobs.c.created_at.desc(), schema.jobs.c.id).limit(max(1, min(limit, 1000)))
+    with cp.transaction(write=False) as conn:
+        return [_record(row) for row in conn.execute(query).mappings()]
+
+
+def load(cp: ControlPlane, job_id: str) -> JobRecord:
+    """A job by id, for the runner and the review gate (no caller to scope by)."""
+    with cp.transaction(write=False) as conn:
+        return _job(conn, job_id)
+
+
+def claim(cp: ControlPlane) -> JobRecord | None:
+    """The oldest queued job, now ``running``; None when nothing waits."""
+    with cp.transaction() as conn:
+        row = (
+            conn.execute(
+                select(schema.jobs)
+                .where(schema.jobs.c.status == "queued")
+                .order_by(schema.jobs.c.created_at, schema.jobs.c.id)
+                .limit(1)
+            )
+            .mappings()
+            .first()
+        )
+        if row is None:
+            return None
+        conn.execute(
+            update(schema.jobs)
+            .where(schema.jobs.c.id == row["id"])
+            .values(status="running", updated_at=cp.now())
+        )
+        return _job(conn, row["id"])
+
+
+def advance(
+    cp: ControlPlane,
+    job_id: str,
+    status: Status,
+    *,
+    expected: tuple[Status, ...],
+    reason: str | None = None,
+    rule: str | None = None,
+    result_sha256: str | None = None,
+) -> bool:
+    """Move a job to ``status`` if it is still in one of ``expected``; False if it moved on
+    (a revocation closed it meanwhile), in which case nothing changes."""
+    values: dict[str, Any] = {"status": status, "updated_at": cp.now()}
+    if reason is not None or rule is not None:
+        values.update(reason=reason, rule=rule)
+    if result_sha256 is not None:
+        values["result_sha256"] = result_sha256
+    with cp.transaction() as conn:
+        done = conn.execute(
+            update(schema.jobs)
+            .where(schema.jobs.c.id == job_id, schema.jobs.c.status.in_(expected))
+            .values(**values)
+        )
+        return bool(done.rowcount)
+
+
+def scenario_of(cp: ControlPlane, actor: Principal, job: JobRecord) -> Scenario:
+    """The scenario a job ran in, as the actor may see it."""
+    return get_scenario(cp, actor, job.scenario_id)
+
+
+def _validated(scenario: Scenario, spec: Spec) -> tuple[Kind, dict[str, Any]]:
+    forms = set(scenario.output_forms)
+    if isinstance(spec, SqlSpec):
+        _check_sql(spec.sql)
+        if "aggregate" not in forms:
+            raise InvalidRequest("G-INPUT", f"scenario {scenario.id} does not produce aggregate outputs")
+        if spec.dp and dp_config(scenario) is None:
+            raise InvalidRequest(
+                "G-INPUT", f"scenario {scenario.id} has no differential-privacy terms; submit without dp"
+            )
+        return "sql", {"sql": spec.sql, "dp": spec.dp}
+    _check_sql(spec.features)
+    if "model" not in forms:
+        raise InvalidRequest("G-INPUT", f"scenario {scenario.id} does not produce models")
+    if spec.model not in MODELS:
+        raise InvalidRequest("G-INPUT", f"model must be one of {sorted(MODELS)}, not {spec.model!r}")
+    if dp_config(scenario) is None:
+        raise InvalidRequest("G-INPUT", f"scenario {scenario.id} has no privacy unit to train a DP model on")
+    body = asdict(spec)
+    body["hyperparameters"] = dict(spec.hyperparameters or {})
+    return "model", body
+
+
+def _check_sql(sql: str) -> None:
+    if not isinstance(sql, str) or not sql.strip():
+        raise InvalidRequest("G-INPUT", "sql must be a non-empty string")
+    if len(sql) > MAX_SQL_CHARS:
+        raise InvalidRequest("G-INPUT", f"sql is longer than {MAX_SQL_CHARS} characters")
+
+
+def _job(conn: Any, job_id: str) -> JobRecord:
+    row = conn.execute(select(schema.jobs).where(schema.jobs.c.id == job_id)).mappings().first()
+    if row is None:
+        raise Conflict("G-STATE", f"job {job_id} does not exist")
+    return _record(row)
+
+
+def _record(row: RowMapping) -> JobRecord:
+    return JobRecord(
+        id=row["id"],
+        scenario_id=row["scenario_id"],
+        operator_id=row["operator_id"],
+        submitter_id=row["submitter_id"],
+        kind=row["kind"],
+        status=row["status"],
+        spec=dict(row["spec"]),
+        reason=row["reason"],
+        rule=row["rule"],
+        result_sha256=row["result_sha256"],
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+    )
+
+
+def _sha(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()

@@ -1,0 +1,246 @@
+"""The job runner: the one gateway process that opens the enclave.
+
+The API process checks, queues and reads; it never holds the master key or a dataset. The
+runner claims queued jobs, re-checks that their scenario may still run (an authorization
+revoked or expired after submission stops a queued job), runs them in the sandbox's
+isolated workers, admits each quarantined result to the review gate, and releases the
+results reviewers approved as artifacts signed with the platform's release key — which
+is derived from the master key and so exists only here.
+
+A job whose authorization is revoked while it runs is closed by the revocation; when its
+run finishes the runner finds it closed, deletes the quarantined result, and never admits
+it to review.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import shutil
+from dataclasses import dataclass
+from multiprocessing.synchronize import Event
+from pathlib import Path
+from typing import Any
+
+from gateway.control import ControlPlane, control_url
+from gateway.control.identity import principal_of
+from gateway.control.scenarios import (
+    Scenario,
+    check_parameters,
+    dp_config,
+    query_epsilon,
+    runnable,
+    scenario_policy,
+)
+from gateway.errors import GatewayError
+from gateway.jobs import JobRecord, Status, advance, claim
+from gateway.workdir import Layout
+from ledger.errors import VeilboxError
+from outbound_review import Gate, ReviewRefused, SourceDataset, Submission
+from sandbox.catalog import Tag
+from sandbox.enclave import Enclave
+from sandbox.jobs import JobOutcome, QueryJob, run_query
+from sandbox.models import ModelDp, ModelJob, run_model
+from sandbox.policy import ScenarioPolicy
+
+IDLE_SECONDS = 0.5
+"""How long the runner sleeps when nothing is waiting and nobody wakes it."""
+ACTOR = "platform:runner"
+
+_log = logging.getLogger("veilbox.runner")
+
+
+@dataclass
+class Runner:
+    """The enclave, the control plane and the gate, opened together in one process."""
+
+    layout: Layout
+    enclave: Enclave
+    control: ControlPlane
+    gate: Gate
+
+    @classmethod
+    def open(cls, workdir: Path, *, url: str | None = None, workers: int = 2) -> Runner:
+        """Open a workdir's enclave (creating it if needed) and publish the release key."""
+        layout = Layout(Path(workdir))
+        enclave = Enclave.open(layout.root, workers=workers)
+        control = ControlPlane.open(url or control_url(layout.root), enclave.ledger)
+        gate = Gate(layout.review, enclave.ledger, enclave.release_key(), enclave.release_key_name)
+        layout.publish_release_key(gate.public_key.vkey)
+        return cls(layout, enclave, control, gate)
+
+    def close(self) -> None:
+        self.gate.close()
+        self.control.close()
+        self.enclave.close()
+
+    def step(self) -> bool:
+        """Run one queued job or release one approved result; False when there was nothing to do."""
+        job = claim(self.control)
+        if job is not None:
+            self.run(job)
+            return True
+        for item in self.gate.queue.items("approved"):
+            self.release(item.job_id)
+            return True
+        return False
+
+    def drain(self) -> int:
+        """Do everything waiting; returns how many steps were taken."""
+        steps = 0
+        while self.step():
+            steps += 1
+        return steps
+
+    def run(self, job: JobRecord) -> None:
+        """Run one claimed job to its outcome; nothing it raises escapes the runner."""
+        try:
+            scenario = runnable(self.control, principal_of(self.control, job.submitter_id), job.scenario_id)
+            policy = scenario_policy(scenario, self.enclave.catalog)
+            outcome = self._execute(job, scenario, policy)
+        except GatewayError as exc:
+            advance(self.control, job.id, "closed", expected=("running",), reason=str(exc), rule=exc.rule)
+            return
+        except VeilboxError as exc:
+            _log.exception("job %s failed", job.id)
+            advance(self.control, job.id, "failed", expected=("running",), reason=str(exc), rule=None)
+            return
+        if outcome.status != "quarantined" or outcome.result is None:
+            status: Status = "refused" if outcome.status == "refused" else "failed"
+            advance(
+                self.control, job.id, status, expected=("running",), reason=outcome.reason, rule=outcome.rule
+            )
+            return
+        source_job = outcome.result.job_id
+        table, meta = self.enclave.quarantine.load(source_job)
+        if not advance(self.control, job.id, "running", expected=("running",)):
+            self._discard(job.id)  # closed while it ran: the result is never reviewed
+            return
+        item = self.gate.admit(self._submission(job, scenario, policy), table, meta)
+        if not advance(
+            self.control, job.id, "pending_review", expected=("running",), result_sha256=item.result_sha256
+        ):
+            self._discard(job.id)
+
+    def release(self, job_id: str) -> None:
+        """Release an approved result; a release the differencing control now refuses is returned."""
+        target = self.layout.releases / job_id
+        decisions = self.gate.queue.decisions(job_id)
+        actor = decisions[-1]["reviewer"] if decisions else ACTOR
+        try:
+            released = self.gate.release(job_id, actor, target)
+        except ReviewRefused as exc:
+            self.gate.queue.decide(job_id, ACTOR, "platform", "return", str(exc))
+            advance(self.control, job_id, "returned", expected=("approved",), reason=str(exc), rule=exc.rule)
+            return
+        advance(
+            self.control,
+            job_id,
+            "released",
+            expected=("approved",),
+            reason=f"released as artifact {released.artifact_sha256}",
+        )
+
+    def _execute(self, job: JobRecord, scenario: Scenario, policy: ScenarioPolicy) -> JobOutcome:
+        spec = job.spec
+        if job.kind == "model":
+            config = dp_config(scenario)
+            if config is None:
+                raise GatewayError("G-SCENARIO", f"scenario {scenario.id} has no privacy unit for models")
+            return run_model(
+                self.enclave,
+                ModelJob(
+                    features=spec["features"],
+                    model=spec["model"],
+                    dp=ModelDp(
+                        config.unit_dataset, config.unit_column, float(spec["epsilon"]), spec["max_rows"]
+                    ),
+                    actor=job.submitter_id,
+                    scenario=scenario.id,
+                    policy=policy,
+                    label=spec.get("label"),
+                    hyperparameters=spec.get("hyperparameters") or {},
+                    job_id=job.id,
+                ),
+            )
+        dp = dp_config(scenario) if spec.get("dp") else None
+        if spec.get("dp") and dp is None:
+            raise GatewayError("G-SCENARIO", f"scenario {scenario.id} no longer allows differential privacy")
+        return run_query(
+            self.enclave,
+            QueryJob(
+                sql=spec["sql"],
+                actor=job.submitter_id,
+                scenario=scenario.id,
+                policy=policy,
+                job_id=job.id,
+                dp=dp,
+            ),
+        )
+
+    def _submission(self, job: JobRecord, scenario: Scenario, policy: ScenarioPolicy) -> Submission:
+        sources = tuple(
+            SourceDataset(d.name, d.level, d.content_hash, d.row_count)
+            for d in (self.enclave.catalog.get(name) for name in sorted(policy.datasets))
+        )
+        return Submission(
+            job_id=job.id,
+            submitter=job.submitter_id,
+            operator=job.operator_id,
+            scenario=scenario.id,
+            purpose=scenario.purpose,
+            sources=sources,
+            parameters=check_parameters(scenario),
+            expected_epsilon=query_epsilon(scenario),
+            expected_bounds=_declared_bounds(policy),
+        )
+
+    def _discard(self, job_id: str) -> None:
+        self.enclave.quarantine.delete(job_id)
+
+
+def _declared_bounds(policy: ScenarioPolicy) -> dict[str, Any]:
+    """Every bound the catalog declares in the scenario, by column name: a DP guarantee's bounds
+    must each be one of these."""
+    return {
+        c.name: [c.lower, c.upper]
+        for d in policy.datasets.values()
+        for c in d.columns
+        if c.tag in (Tag.MEASURE, Tag.SENSITIVE)
+    }
+
+
+def serve(workdir: Path, url: str | None, stop: Event, wake: Event | None) -> None:
+    """The runner process's loop: work while there is work, then sleep until woken or idle."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s runner %(levelname)s %(message)s")
+    runner = Runner.open(workdir, url=url)
+    try:
+        while not stop.is_set():
+            if wake is not None:
+                wake.clear()  # cleared before looking, so a wake-up during the look is kept
+            if runner.step():
+                continue
+            if wake is not None:
+                wake.wait(IDLE_SECONDS)
+            else:
+                stop.wait(IDLE_SECONDS)
+    finally:
+        runner.close()
+
+
+def start(workdir: Path, url: str | None = None) -> tuple[multiprocessing.process.BaseProcess, Event, Event]:
+    """Start a runner process; returns it with its stop and wake events."""
+    context = multiprocessing.get_context("spawn")
+    stop, wake = context.Event(), context.Event()
+    process = context.Process(
+        target=serve, args=(Path(workdir), url, stop, wake), name="veilbox-runner", daemon=True
+    )
+    process.start()
+    return process, stop, wake
+
+
+def remove_results(layout: Layout, job_ids: list[str]) -> None:
+    """Delete what an exited operator's jobs left in quarantine and in review (never the ledger)."""
+    for job_id in job_ids:
+        shutil.rmtree(layout.quarantine / job_id, ignore_errors=True)
+        shutil.rmtree(layout.review / "results" / job_id, ignore_errors=True)

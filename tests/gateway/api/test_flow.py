@@ -1,0 +1,46 @@
+"""One result's whole path through the API: submitted, refused or run, reviewed, released, downloaded."""
+
+from __future__ import annotations
+
+from tests.gateway.api.conftest import World
+
+
+def test_a_query_runs_is_reviewed_and_released_to_its_operator_only(world: World) -> None:
+    job = world.submit("SELECT district, COUNT(*) AS n FROM residents GROUP BY district")
+    assert job["status"] == "queued"
+    done = world.wait(job["id"])
+    assert done["status"] == "pending_review", done
+    queue = world.get("/v1/reviews", "reviewer")
+    assert job["id"] in [i["job_id"] for i in queue]
+    item = world.get(f"/v1/reviews/{job['id']}", "reviewer")
+    assert item["worst_check"] == "pass" and item["total_rows"] == len(item["rows"])
+    world.post(
+        f"/v1/reviews/{job['id']}/decisions",
+        {"decision": "approve", "reason": "large cells"},
+        "reviewer",
+        200,
+    )
+    released = world.wait(job["id"], until=("released", "returned"))
+    assert released["status"] == "released", released
+    csv = world.client.get(f"/v1/jobs/{job['id']}/release/result.csv", headers=world.headers("developer"))
+    assert csv.status_code == 200 and csv.text.startswith('"district","n"')
+    for outsider in ("other_developer", "reviewer", "auditor"):
+        denied = world.client.get(f"/v1/jobs/{job['id']}/release/result.csv", headers=world.headers(outsider))
+        assert denied.status_code in (403, 404), outsider
+        assert denied.headers["content-type"].startswith("application/problem+json")
+    downloads = world.get(f"/v1/ledger/entries?action=release.downloaded&subject={job['id']}", "auditor")
+    assert len(downloads["entries"]) == 1
+
+
+def test_a_refused_query_is_recorded_with_its_rule(world: World) -> None:
+    job = world.submit("SELECT resident_id FROM residents")
+    assert job["status"] == "refused" and job["rule"].startswith("P-")
+    listed = world.get("/v1/jobs?status=refused", "developer")
+    assert job["id"] in [j["id"] for j in listed]
+
+
+def test_mock_runs_return_at_once_marked_mock(world: World) -> None:
+    result = world.submit(
+        "SELECT education, COUNT(*) AS n FROM residents GROUP BY education", mock=True, status=200
+    )
+    assert result["marker"] == "MOCK" and result["columns"] == ["education", "n"]
