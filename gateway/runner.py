@@ -17,7 +17,9 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from multiprocessing.synchronize import Event
 from pathlib import Path
 from typing import Any
@@ -39,6 +41,7 @@ from ledger.errors import VeilboxError
 from outbound_review import Gate, ReviewRefused, SourceDataset, Submission
 from sandbox.catalog import Tag
 from sandbox.enclave import Enclave
+from sandbox.errors import SandboxError
 from sandbox.jobs import JobOutcome, QueryJob, run_query
 from sandbox.models import ModelDp, ModelJob, run_model
 from sandbox.policy import ScenarioPolicy
@@ -60,11 +63,21 @@ class Runner:
     gate: Gate
 
     @classmethod
-    def open(cls, workdir: Path, *, url: str | None = None, workers: int = 2) -> Runner:
-        """Open a workdir's enclave (creating it if needed) and publish the release key."""
+    def open(
+        cls,
+        workdir: Path,
+        *,
+        url: str | None = None,
+        workers: int = 2,
+        clock: Callable[[], datetime] | None = None,
+    ) -> Runner:
+        """Open a workdir's enclave (creating it if needed) and publish the release key.
+
+        ``clock`` is the time terms are judged at (expiry); the wall clock by default.
+        """
         layout = Layout(Path(workdir))
         enclave = Enclave.open(layout.root, workers=workers)
-        control = ControlPlane.open(url or control_url(layout.root), enclave.ledger)
+        control = ControlPlane.open(url or control_url(layout.root), enclave.ledger, clock=clock)
         gate = Gate(layout.review, enclave.ledger, enclave.release_key(), enclave.release_key_name)
         layout.publish_release_key(gate.public_key.vkey)
         return cls(layout, enclave, control, gate)
@@ -111,8 +124,13 @@ class Runner:
                 self.control, job.id, status, expected=("running",), reason=outcome.reason, rule=outcome.rule
             )
             return
-        source_job = outcome.result.job_id
-        table, meta = self.enclave.quarantine.load(source_job)
+        try:
+            table, meta = self.enclave.quarantine.load(outcome.result.job_id)
+        except SandboxError as exc:
+            # A revocation deletes the results of the jobs it closes, possibly this one's.
+            if not advance(self.control, job.id, "failed", expected=("running",), reason=str(exc), rule=None):
+                self._discard(job.id)
+            return
         if not advance(self.control, job.id, "running", expected=("running",)):
             self._discard(job.id)  # closed while it ran: the result is never reviewed
             return
@@ -196,7 +214,11 @@ class Runner:
         )
 
     def _discard(self, job_id: str) -> None:
-        self.enclave.quarantine.delete(job_id)
+        """Drop the result of a job closed while it ran, wherever it got to."""
+        reason = "the job was closed while it ran: its authorization or scenario ended"
+        self.gate.queue.withdraw(job_id, ACTOR, reason)
+        remove_results(self.layout, [job_id])
+        self.enclave.ledger.append(ACTOR, "job.discarded", job_id, {"reason": reason})
 
 
 def _declared_bounds(policy: ScenarioPolicy) -> dict[str, Any]:
