@@ -1,194 +1,363 @@
 """The end-to-end story ``veilbox demo`` tells on the embedded default, printed step by step.
 
-A fictional city's providers load their data into the enclave (PII found and
-pseudonymized), a developer works against mock data and submits queries — some refused
-by policy, the rest run in isolated workers into quarantine — and an auditor, holding
-only the public key and a checkpoint saved earlier, verifies the whole ledger, proves
-one job's entry, and catches tampering.
+Providers load a synthetic city into the enclave (PII found and pseudonymized). From then on
+everything goes through the HTTP API, served in-process, with the job runner working in the
+same process: the authority enrols the organisations, grants an operator an authorization
+and approves its two scenarios; a developer tries queries on mock data and submits them —
+some refused by the policy, the rest run into quarantine and are checked; reviewers of an
+independent office approve or reject them; approved results are released as signed
+artifacts that the developer downloads and verifies; an auditor verifies the whole ledger
+offline, proves a release's entry, and sees tampering caught. The tokens of every demo user
+are left in ``DIR/credentials.json`` for continuing with the CLI.
 """
 
 from __future__ import annotations
 
-import base64
 import json
 import shutil
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import typer
+from fastapi.testclient import TestClient
 from rich.console import Console
 from rich.panel import Panel
 from rich.table import Table
 
-from ledger import PublicKey, verify_log
-from ledger.bundle import consistency_bundle, inclusion_bundle, verify_bundle
-from ledger.note import open_checkpoint
+from gateway._demo_audit import tamper, verify_offline
+from gateway.api import create_app
+from gateway.control import ControlPlane, bootstrap, control_url
+from gateway.runner import Runner
+from ledger import PublicKey
+from ledger.bundle import verify_bundle
+from outbound_review import verify_release
 from sandbox.city import CITY_COLUMNS, CITY_LEVELS, CITY_PROVIDERS
-from sandbox.dp import DpConfig
 from sandbox.enclave import Enclave
 from sandbox.ingest import IngestRequest, ingest
-from sandbox.jobs import JobOutcome, QueryJob, run_query
-from sandbox.mock import run_mock
-from sandbox.policy import ScenarioPolicy
 from sandbox.synth import generate_city
 
 MARKER = ".veilbox-demo"
 ORIGIN = "veilbox.demo/city-ledger"
-DEVELOPER = "developer:alice@city-data-co"
-AUTHORITY = "authority:city-data-bureau"
 
-POPULATION = "SELECT district, education, COUNT(*) AS residents FROM residents GROUP BY district, education"
-DP = DpConfig("residents", "resident_id", epsilon=0.5, delta=1e-6, max_rows=12, max_groups=1)
-DP_BUDGET = 1.0
-
-SUBMISSIONS = [
-    ("population by district and education", POPULATION),
-    ("average insured salary by industry", "SELECT e.industry, AVG(s.base_salary) AS avg_salary, "
+AGE_BAND = (
+    "CASE WHEN birth_date < DATE '1966-01-01' THEN '60+' "
+    "WHEN birth_date < DATE '2006-01-01' THEN '20-59' ELSE '0-19' END"
+)
+POPULATION = (
+    f"SELECT district, {AGE_BAND} AS age_band, education, COUNT(*) AS residents "  # noqa: S608 (constants)
+    "FROM residents GROUP BY 1, 2, 3"
+)
+SCENARIOS: dict[str, dict[str, Any]] = {
+    "governance": {
+        "name": "城市治理: 人口结构 (population structure for service planning)",
+        "purpose": "population by district, age band and education, to plan schools and elderly care",
+        "datasets": {
+            "residents": ["resident_id", "district", "birth_date", "education", "gender", "household_size"]
+        },
+        "output_forms": ["aggregate"],
+        "privacy_unit": "residents.resident_id",
+        "requested_epsilon": 2.0,
+        "terms": {"epsilon": 2.0, "query_epsilon": 0.5, "max_groups": 1, "allow_dp": True, "min_cell": 10},
+    },
+    "finance": {
+        "name": "普惠金融: 小微企业画像 (inclusive finance for small enterprises)",
+        "purpose": "wages and capital of enterprises by industry, for credit products for small firms",
+        "datasets": {
+            "enterprises": ["uscc", "industry", "district", "registered_capital", "employee_count"],
+            "social_insurance": ["resident_id", "employer_uscc", "base_salary"],
+        },
+        "output_forms": ["aggregate"],
+        "privacy_unit": None,
+        "requested_epsilon": 1.0,
+        "terms": {"epsilon": 1.0, "query_epsilon": 0.5, "allow_dp": False, "min_cell": 10},
+    },
+}
+SUBMISSIONS: list[tuple[str, str, str, bool]] = [
+    ("governance", "population by district, age band and education", POPULATION, True),
+    ("governance", "the same query again", POPULATION, True),
+    ("governance", "residents by district",
+     "SELECT district, COUNT(*) AS residents FROM residents GROUP BY 1", False),
+    ("finance", "average insured salary by industry", "SELECT e.industry, AVG(s.base_salary) AS avg_salary, "
      "COUNT(DISTINCT s.resident_id) AS people FROM social_insurance s "
-     "JOIN enterprises e ON s.employer_uscc = e.uscc GROUP BY e.industry"),
-    ("list residents' ID numbers", "SELECT resident_id, district FROM residents"),
-    ("the highest salary", "SELECT MAX(base_salary) AS top FROM social_insurance"),
-    ("one person's salary through a subquery", "SELECT SUM(base_salary) AS s FROM (SELECT base_salary "
-     "FROM social_insurance ORDER BY base_salary DESC LIMIT 1) t"),
-    ("read a file on the server", "SELECT COUNT(*) AS n FROM read_csv('/etc/passwd')"),
+     "JOIN enterprises e ON s.employer_uscc = e.uscc GROUP BY e.industry", False),
+    ("finance", "large employers by industry and district", "SELECT industry, district, COUNT(*) AS firms "
+     "FROM enterprises WHERE employee_count >= 1000 GROUP BY industry, district", False),
+    ("governance", "list residents' ID numbers", "SELECT resident_id, district FROM residents", False),
+    ("finance", "the highest salary", "SELECT MAX(base_salary) AS top FROM social_insurance", False),
+    ("finance", "one person's salary through a subquery",
+     "SELECT SUM(base_salary) AS s FROM (SELECT base_salary "
+     "FROM social_insurance ORDER BY base_salary DESC LIMIT 1) t", False),
+    ("governance", "read a file on the server", "SELECT COUNT(*) AS n FROM read_csv('/etc/passwd')", False),
 ]  # fmt: skip
+ORGANISATIONS = {
+    "operator": ("城市数据运营有限公司 City Data Operations Co.", "operator"),
+    "review": ("出域审核办公室 Outbound Review Office", "review"),
+    "audit": ("数据审计处 Data Audit Division", "audit"),
+}
+USERS = {
+    "operator": ("operator", "operator"),
+    "developer": ("operator", "developer"),
+    "reviewer": ("review", "reviewer"),
+    "reviewer2": ("review", "reviewer"),
+    "auditor": ("audit", "auditor"),
+}
 
-DP_SUBMISSIONS = [
-    ("population by district and education", POPULATION),
-    ("the same query again", POPULATION),
-    (
-        "average household size by district",
-        "SELECT district, AVG(household_size) AS size FROM residents GROUP BY district",
-    ),
-    ("residents by gender", "SELECT gender, COUNT(*) AS n FROM residents GROUP BY gender"),
-]
+
+@dataclass
+class Story:
+    """The API client, the demo users' tokens and what the story created."""
+
+    client: TestClient
+    runner: Runner
+    console: Console
+    tokens: dict[str, str] = field(default_factory=dict)
+    scenarios: dict[str, str] = field(default_factory=dict)
+
+    def call(self, method: str, path: str, role: str, body: dict[str, Any] | None = None) -> Any:
+        response = self.client.request(
+            method, path, json=body, headers={"Authorization": f"Bearer {self.tokens[role]}"}
+        )
+        if response.status_code >= 400:
+            problem = response.json()
+            raise RuntimeError(f"{method} {path} as {role}: {problem['rule']}: {problem['detail']}")
+        return response.json()
 
 
 def run(workdir: Path, rows: int, force: bool) -> None:
-    """Synthesize a city, ingest it, run policy-checked jobs, and audit the ledger."""
+    """Tell the whole story in ``workdir``."""
     console = Console(highlight=False, soft_wrap=True)
     _prepare(workdir, force)
     console.print(
         Panel.fit("Veilbox — raw data never leaves; every use is controlled and recorded", style="bold")
     )
-    with Enclave.open(workdir / "platform", origin=ORIGIN) as enclave:
-        auditor = _auditor_pins_key(enclave, workdir / "auditor", console)
-        _synthesize_and_ingest(enclave, workdir / "city", rows, console)
+    platform, auditor = workdir / "platform", workdir / "auditor"
+    _ingest(platform, workdir / "city", auditor, rows, console)
+    admin = _bootstrap(platform)
+    runner = Runner.open(platform)
+    try:
+        with TestClient(create_app(platform, start_runner=False)) as client:
+            story = Story(client, runner, console, tokens={"authority": admin})
+            _enrol(story)
+            _authorize(story)
+            _develop(story)
+            jobs = _submit(story)
+            _review(story, jobs)
+            released = _release(story, jobs, workdir / "downloads")
+            _audit(story, auditor, released)
+        (workdir / "credentials.json").write_text(
+            json.dumps(
+                {"users": {k: {"token": v} for k, v in story.tokens.items()}, "scenarios": story.scenarios},
+                indent=2,
+                ensure_ascii=False,
+            )
+            + "\n"
+        )
+    finally:
+        runner.close()
+    console.rule("10. Tampering with the ledger is caught")
+    tamper(workdir, platform / "ledger", auditor, console)
+    console.print(
+        f"Continue by hand: veilbox --workdir {platform} job list --token <developer token from "
+        f"{workdir / 'credentials.json'}>"
+    )
+
+
+def _ingest(platform: Path, city: Path, auditor: Path, rows: int, console: Console) -> None:
+    with Enclave.open(platform, origin=ORIGIN) as enclave:
+        console.rule("The auditor pins the ledger's public key")
+        auditor.mkdir()
+        vkey = enclave.ledger.public_key().vkey
+        (auditor / "ledger.vkey").write_text(vkey + "\n")
+        console.print(vkey)
+        console.rule(f"1. A synthetic city of {rows:,} residents")
+        counts = generate_city(rows, seed=2026, out=city)
+        console.print(", ".join(f"{table} {count:,}" for table, count in counts.items()))
+        console.rule("2. Providers ingest: PII detected, identifiers pseudonymized, datasets registered")
+        table = Table("dataset", "provider", "level", "rows", "registration", "pseudonymized (join domain)")
+        for name, columns in CITY_COLUMNS.items():
+            declared = {c.name: c for c in columns}
+            request = IngestRequest(
+                name, (city / f"{name}.parquet",), CITY_PROVIDERS[name], CITY_LEVELS[name], declared=declared
+            )
+            report = ingest(enclave, request)
+            hidden = ", ".join(f"{col} ({domain})" for col, domain in report.pseudonymized.items())
+            d = report.dataset
+            table.add_row(d.name, d.provider, str(d.level), f"{d.row_count:,}", d.registration_code, hidden)
+        console.print(table)
+        console.print("Raw identifiers now exist only in the encrypted identifier vault inside the enclave.")
         (auditor / "checkpoint-after-ingest").write_text(enclave.ledger.checkpoint())
-        policy = ScenarioPolicy({name: enclave.catalog.get(name) for name in CITY_COLUMNS})
-        _develop_on_mock(policy, console)
-        outcomes = _submit(enclave, policy, console)
-        _submit_dp(enclave, policy, console)
-        _audit(enclave, auditor, outcomes, console)
-    _tamper(workdir, auditor, console)
 
 
-def _auditor_pins_key(enclave: Enclave, auditor: Path, console: Console) -> Path:
-    console.rule("The auditor pins the ledger's public key")
-    auditor.mkdir()
-    vkey = enclave.ledger.public_key().vkey
-    (auditor / "ledger.vkey").write_text(vkey + "\n")
-    console.print(vkey)
-    return auditor
+def _bootstrap(platform: Path) -> str:
+    with Enclave.open(platform) as enclave:
+        control = ControlPlane.open(control_url(platform), enclave.ledger)
+        try:
+            return bootstrap(
+                control, organisation="市大数据管理局 City Data Bureau", name="王局", id_reference="RN-0001"
+            )[1]
+        finally:
+            control.close()
 
 
-def _synthesize_and_ingest(enclave: Enclave, city: Path, rows: int, console: Console) -> None:
-    console.rule(f"1. A synthetic city of {rows:,} residents")
-    counts = generate_city(rows, seed=2026, out=city)
-    console.print(", ".join(f"{table} {count:,}" for table, count in counts.items()))
-    console.rule("2. Providers ingest: PII detected, identifiers pseudonymized, datasets registered")
-    table = Table("dataset", "provider", "level", "rows", "registration", "pseudonymized (join domain)")
-    for name, columns in CITY_COLUMNS.items():
-        declared = {c.name: c for c in columns}
-        request = IngestRequest(
-            name, (city / f"{name}.parquet",), CITY_PROVIDERS[name], CITY_LEVELS[name], declared=declared
+def _enrol(story: Story) -> None:
+    story.console.rule("3. The authority enrols the organisations and their people (tokens shown once)")
+    orgs = {
+        key: story.call(
+            "POST",
+            "/v1/organisations",
+            "authority",
+            {"name": name, "kind": kind, "id_reference": f"REF-{key}"},
         )
-        report = ingest(enclave, request)
-        hidden = ", ".join(f"{col} ({domain})" for col, domain in report.pseudonymized.items())
-        d = report.dataset
-        table.add_row(d.name, d.provider, str(d.level), f"{d.row_count:,}", d.registration_code, hidden)
-    console.print(table)
-    console.print("Raw identifiers now exist only in the encrypted identifier vault inside the enclave.")
+        for key, (name, kind) in ORGANISATIONS.items()
+    }
+    table = Table("user", "role", "organisation", "token")
+    for key, (org, role) in USERS.items():
+        body = {"organisation_id": orgs[org]["id"], "name": key, "role": role, "id_reference": f"RN-{key}"}
+        user = story.call("POST", "/v1/users", "authority", body)
+        story.tokens[key] = story.call(
+            "POST", f"/v1/users/{user['id']}/tokens", "authority", {"label": "demo"}
+        )["token"]
+        table.add_row(key, role, orgs[org]["name"], story.tokens[key][:10] + "…")
+    story.console.print(table)
 
 
-def _develop_on_mock(policy: ScenarioPolicy, console: Console) -> None:
-    console.rule("3. A developer writes a query against mock data (generated from the catalog only)")
-    mock = run_mock(SUBMISSIONS[0][1], policy, rows=2000)
-    sample = mock.table.slice(0, 3).to_pylist()
-    console.print(f"[{mock.marker}] {mock.table.num_rows} rows, e.g. {sample}")
-
-
-def _submit(enclave: Enclave, policy: ScenarioPolicy, console: Console) -> list[JobOutcome]:
-    console.rule("4. Submissions: checked before any data is touched, run in isolated workers")
-    table = Table("query", "outcome", "detail")
-    outcomes = []
-    for title, sql in SUBMISSIONS:
-        outcome = run_query(enclave, QueryJob(sql=sql, actor=DEVELOPER, scenario="governance", policy=policy))
-        outcomes.append(outcome)
-        if outcome.status == "quarantined" and outcome.result is not None:
-            detail = f"{outcome.result.rows} rows, sha256 {outcome.result.sha256[:16]}… (values withheld)"
-        else:
-            detail = f"{outcome.rule or ''} {outcome.reason}".strip()
-        table.add_row(title, outcome.status, detail)
-    console.print(table)
-    console.print("Quarantined results wait for disclosure checks and human review; the submitter sees none.")
-    return outcomes
-
-
-def _submit_dp(enclave: Enclave, policy: ScenarioPolicy, console: Console) -> None:
-    console.rule(
-        f"5. Differential privacy: a budget of ε={DP_BUDGET} over residents, ε={DP.epsilon} per query"
+def _authorize(story: Story) -> None:
+    story.console.rule("4. An authorization (授权) and two scenarios (一场景一审核)")
+    operator = story.call("GET", "/v1/me", "operator")["tenant"]
+    grant = story.call(
+        "POST",
+        "/v1/authorizations",
+        "authority",
+        {
+            "operator_id": operator,
+            "mode": "domain",
+            "scope": sorted({CITY_PROVIDERS[n] for s in SCENARIOS.values() for n in s["datasets"]}),
+            "datasets": sorted({n for s in SCENARIOS.values() for n in s["datasets"]}),
+            "category": "public_welfare",
+        },
     )
-    enclave.budget.set_budget("governance", "residents", epsilon=DP_BUDGET, delta=1e-5, actor=AUTHORITY)
-    dp_policy = ScenarioPolicy(policy.datasets, allow_dp=True)
-    table = Table("query", "outcome", "detail")
-    for title, sql in DP_SUBMISSIONS:
-        job = QueryJob(sql=sql, actor=DEVELOPER, scenario="governance", policy=dp_policy, dp=DP)
-        outcome = run_query(enclave, job)
-        left = enclave.budget.remaining("governance", "residents").epsilon
-        detail = (
-            outcome.reason if outcome.reason else f"{outcome.result.rows if outcome.result else 0} noisy rows"
+    story.console.print(
+        f"authorization {grant['id']}: mode {grant['mode']}, {', '.join(grant['datasets'])}, "
+        f"{grant['category']}, until {grant['ends_at'][:10]}"
+    )
+    table = Table("scenario", "datasets", "status", "terms")
+    for key, spec in SCENARIOS.items():
+        body = {k: v for k, v in spec.items() if k != "terms"}
+        applied = story.call("POST", "/v1/scenarios", "operator", {**body, "authorization_id": grant["id"]})
+        approved = story.call(
+            "POST",
+            f"/v1/scenarios/{applied['id']}/approve",
+            "authority",
+            {"terms": spec["terms"], "reason": "purpose is lawful and the columns are limited to it"},
         )
-        table.add_row(title, f"{outcome.status} {outcome.rule or ''}".strip(), f"{detail}; ε left {left:g}")
-    console.print(table)
-    console.print(
-        "Repeats return the earlier noisy answer; once the budget is spent, "
-        "queries are refused before they run."
+        story.scenarios[key] = approved["id"]
+        terms = spec["terms"]
+        table.add_row(
+            spec["name"],
+            ", ".join(spec["datasets"]),
+            approved["status"],
+            f"min cell {terms['min_cell']}, ε {terms['epsilon']}" + (", DP" if terms["allow_dp"] else ""),
+        )
+    story.console.print(table)
+
+
+def _develop(story: Story) -> None:
+    story.console.rule("5. A developer tries a query on mock data (generated from the catalog only)")
+    body = {"scenario_id": story.scenarios["governance"], "sql": POPULATION, "mock": True, "mock_rows": 2000}
+    mock = story.call("POST", "/v1/jobs", "developer", body)
+    story.console.print(f"[{mock['marker']}] {len(mock['rows'])} rows, e.g. {mock['rows'][:2]}")
+
+
+def _submit(story: Story) -> list[tuple[str, dict[str, Any]]]:
+    story.console.rule("6. Submissions: checked before any data is touched, run in isolated workers")
+    submitted = []
+    for scenario, title, sql, dp in SUBMISSIONS:
+        body = {"scenario_id": story.scenarios[scenario], "sql": sql, "dp": dp}
+        submitted.append((title, story.call("POST", "/v1/jobs", "developer", body)))
+    story.runner.drain()
+    table = Table("query", "status", "detail")
+    jobs = []
+    for title, queued in submitted:
+        job = story.call("GET", f"/v1/jobs/{queued['id']}", "developer")
+        jobs.append((title, job))
+        detail = f"{job['rule']}: {job['reason']}" if job["rule"] else (job["reason"] or "result withheld")
+        table.add_row(title + (" (DP)" if job["spec"].get("dp") else ""), job["status"], detail)
+    story.console.print(table)
+    story.console.print("Results wait in quarantine with their disclosure checks; the submitter sees none.")
+    return jobs
+
+
+def _review(story: Story, jobs: list[tuple[str, dict[str, Any]]]) -> None:
+    story.console.rule("7. Outbound review (出域审核): checks rule by rule, two reviewers for level-3 data")
+    table = Table("query", "checks", "decisions", "state")
+    for title, job in jobs:
+        if job["status"] != "pending_review":
+            continue
+        item = story.call("GET", f"/v1/reviews/{job['id']}", "reviewer")
+        failing = [o for o in item["evidence"]["report"]["outcomes"] if o["outcome"] == "fail"]
+        if failing:
+            reason = f"{failing[0]['rule']}: {failing[0]['explanation'][:80]}"
+            decided = _decide(story, job["id"], "reviewer", "reject", reason)
+            table.add_row(
+                title, ", ".join(o["rule"] for o in failing), "rejected: " + reason, decided["state"]
+            )
+            continue
+        decided = _decide(story, job["id"], "reviewer", "approve", "every check passed; the purpose fits")
+        who = "reviewer"
+        if decided["state"] == "pending_review":
+            decided = _decide(story, job["id"], "reviewer2", "approve", "second reviewer agrees")
+            who += " + reviewer2"
+        table.add_row(title, "all pass", f"approved by {who}", decided["state"])
+    story.console.print(table)
+
+
+def _decide(story: Story, job_id: str, role: str, decision: str, reason: str) -> Any:
+    return story.call(
+        "POST", f"/v1/reviews/{job_id}/decisions", role, {"decision": decision, "reason": reason}
     )
 
 
-def _audit(enclave: Enclave, auditor: Path, outcomes: list[JobOutcome], console: Console) -> None:
-    console.rule("6. The auditor verifies the whole ledger offline")
-    key = enclave.ledger.public_key()
-    saved = (auditor / "checkpoint-after-ingest").read_text()
-    latest = open_checkpoint(enclave.ledger.checkpoint(), key)
-    report = verify_log(enclave.ledger.path, public_key=key, trusted_checkpoint=saved)
-    console.print(report.summary())
-    quarantined = next(o for o in outcomes if o.status == "quarantined")
-    assert quarantined.ledger_index is not None
-    bundle = inclusion_bundle(enclave.ledger, quarantined.ledger_index, latest)
-    (auditor / "job-proof.json").write_text(json.dumps(bundle, indent=2, ensure_ascii=False))
-    console.print(f"inclusion ({len(bundle['proof'])} hashes): {verify_bundle(bundle, key)}")
-    proof = consistency_bundle(enclave.ledger, open_checkpoint(saved, key), latest)
-    console.print(f"consistency ({len(proof['proof'])} hashes): {verify_bundle(proof, key)}")
+def _release(story: Story, jobs: list[tuple[str, dict[str, Any]]], downloads: Path) -> list[str]:
+    story.console.rule("8. Approved results are released as signed artifacts; the developer verifies one")
+    story.runner.drain()
+    keys = story.call("GET", "/v1/keys", "auditor")
+    released = []
+    for title, reviewed in jobs:
+        job = story.call("GET", f"/v1/jobs/{reviewed['id']}", "developer")
+        if job["status"] != "released":
+            continue
+        released.append(job["id"])
+        folder = downloads / job["id"]
+        folder.mkdir(parents=True)
+        for name in ("manifest.json", "manifest.sig", "result.csv", "result.parquet", "result.json"):
+            response = story.client.get(
+                f"/v1/jobs/{job['id']}/release/{name}",
+                headers={"Authorization": f"Bearer {story.tokens['developer']}"},
+            )
+            (folder / name).write_bytes(response.content)
+        summary = verify_release(folder, PublicKey.from_vkey(keys["release"]))
+        story.console.print(f"{title}: {summary}")
+    return released
 
 
-def _tamper(workdir: Path, auditor: Path, console: Console) -> None:
-    console.rule("7. Tampering with the ledger is caught")
-    ledger_dir = workdir / "platform" / "ledger"
+def _audit(story: Story, auditor: Path, released: list[str]) -> None:
+    story.console.rule("9. The auditor proves a release's ledger entry and verifies the whole ledger offline")
     key = PublicKey.from_vkey((auditor / "ledger.vkey").read_text())
+    if released:
+        entries = story.call(
+            "GET", f"/v1/ledger/entries?action=result.released&subject={released[0]}", "auditor"
+        )
+        index = entries["entries"][0]["index"]
+        bundle = story.call("GET", f"/v1/ledger/proofs/inclusion/{index}", "auditor")
+        (auditor / "release-proof.json").write_text(json.dumps(bundle, indent=2, ensure_ascii=False))
+        story.console.print(f"inclusion of the release of {released[0]}: {verify_bundle(bundle, key)}")
     saved = (auditor / "checkpoint-after-ingest").read_text()
-    table = Table("attack on a copy of the ledger", "verify says")
-    for name, attack in _ATTACKS:
-        copy = workdir / "tampered"
-        shutil.copytree(ledger_dir, copy)
-        attack(copy)
-        table.add_row(name, verify_log(copy, public_key=key, trusted_checkpoint=saved).summary())
-        shutil.rmtree(copy)
-    console.print(table)
-    console.print(
-        f"\nTry it yourself: veilbox ledger verify {ledger_dir} --public-key {auditor / 'ledger.vkey'} "
-        f"--checkpoint {auditor / 'checkpoint-after-ingest'}"
+    consistency = story.call("POST", "/v1/ledger/proofs/consistency", "auditor", {"old_checkpoint": saved})
+    story.console.print(
+        f"consistency with the checkpoint saved after ingestion: {verify_bundle(consistency, key)}"
     )
+    verify_offline(story.runner.enclave.ledger.path, auditor, story.console)
 
 
 def _prepare(workdir: Path, force: bool) -> None:
@@ -200,38 +369,3 @@ def _prepare(workdir: Path, force: bool) -> None:
         shutil.rmtree(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     (workdir / MARKER).write_text("created by 'veilbox demo'\n")
-
-
-def _edit_entry(path: Path) -> None:
-    log = path / "entries.jsonl"
-    data = log.read_bytes()
-    log.write_bytes(data.replace(b'"level":3', b'"level":1', 1))
-
-
-def _truncate(path: Path) -> None:
-    log = path / "entries.jsonl"
-    data = log.read_bytes()
-    log.write_bytes(data[: data.rindex(b"\n", 0, len(data) - 1) + 1])
-
-
-def _swap(path: Path) -> None:
-    log = path / "entries.jsonl"
-    lines = log.read_bytes().split(b"\n")
-    lines[4], lines[5] = lines[5], lines[4]
-    log.write_bytes(b"\n".join(lines))
-
-
-def _forge_signature(path: Path) -> None:
-    note = (path / "checkpoint").read_text()
-    head, _, encoded = note.rpartition(" ")
-    blob = bytearray(base64.b64decode(encoded))
-    blob[10] ^= 0x01  # inside the Ed25519 signature, after the 4-byte key ID
-    (path / "checkpoint").write_text(f"{head} {base64.b64encode(bytes(blob)).decode()}\n")
-
-
-_ATTACKS = [
-    ("lower a dataset's classification level in its entry", _edit_entry),
-    ("swap two entries", _swap),
-    ("delete the last entry", _truncate),
-    ("forge the checkpoint signature", _forge_signature),
-]

@@ -22,7 +22,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from multiprocessing.synchronize import Event
 from pathlib import Path
-from typing import Any
 
 from gateway.control import ControlPlane, control_url
 from gateway.control.identity import principal_of
@@ -39,12 +38,11 @@ from gateway.jobs import JobRecord, Status, advance, claim
 from gateway.workdir import Layout
 from ledger.errors import VeilboxError
 from outbound_review import Gate, ReviewRefused, SourceDataset, Submission
-from sandbox.catalog import Tag
 from sandbox.enclave import Enclave
 from sandbox.errors import SandboxError
 from sandbox.jobs import JobOutcome, QueryJob, run_query
 from sandbox.models import ModelDp, ModelJob, run_model
-from sandbox.policy import ScenarioPolicy
+from sandbox.policy import ScenarioPolicy, check_query
 
 IDLE_SECONDS = 0.5
 """How long the runner sleeps when nothing is waiting and nobody wakes it."""
@@ -136,7 +134,12 @@ class Runner:
             return
         item = self.gate.admit(self._submission(job, scenario, policy), table, meta)
         if not advance(
-            self.control, job.id, "pending_review", expected=("running",), result_sha256=item.result_sha256
+            self.control,
+            job.id,
+            "pending_review",
+            expected=("running",),
+            reason=outcome.reason or None,
+            result_sha256=item.result_sha256,
         ):
             self._discard(job.id)
 
@@ -210,7 +213,7 @@ class Runner:
             sources=sources,
             parameters=check_parameters(scenario),
             expected_epsilon=query_epsilon(scenario),
-            expected_bounds=_declared_bounds(policy),
+            expected_bounds=_declared_bounds(job, policy),
         )
 
     def _discard(self, job_id: str) -> None:
@@ -221,15 +224,19 @@ class Runner:
         self.enclave.ledger.append(ACTOR, "job.discarded", job_id, {"reason": reason})
 
 
-def _declared_bounds(policy: ScenarioPolicy) -> dict[str, Any]:
-    """Every bound the catalog declares in the scenario, by column name: a DP guarantee's bounds
-    must each be one of these."""
-    return {
-        c.name: [c.lower, c.upper]
-        for d in policy.datasets.values()
-        for c in d.columns
-        if c.tag in (Tag.MEASURE, Tag.SENSITIVE)
-    }
+def _declared_bounds(job: JobRecord, policy: ScenarioPolicy) -> dict[str, list[float]]:
+    """The catalog's bounds for every sum or mean the job outputs, by output name: a DP
+    guarantee must declare exactly these, whatever the DP rewrite computed."""
+    if job.kind != "sql":
+        return {}
+    expected: dict[str, list[float]] = {}
+    for output in check_query(job.spec["sql"], policy).outputs:
+        if output.function in ("sum", "avg") and len(output.sources) == 1:
+            ((table, column),) = output.sources
+            declared = policy.datasets[table].column(column)
+            if declared.lower is not None and declared.upper is not None:
+                expected[output.name] = [declared.lower, declared.upper]
+    return expected
 
 
 def serve(workdir: Path, url: str | None, stop: Event, wake: Event | None) -> None:
