@@ -93,12 +93,13 @@ class World:
             time.sleep(0.02)
 
 
-def prepare_enclave(root: Path, rows: int = 2000) -> Path:
-    """A workdir with the synthetic city's residents, enterprises and social insurance ingested."""
+def prepare_enclave(root: Path, rows: int = 2000, level: int = 2) -> Path:
+    """A workdir with the synthetic city's residents, enterprises and social insurance ingested
+    at classification ``level``."""
     generate_city(rows, 7, root / "city")
     workdir = root / "work"
     with Enclave.open(workdir) as enclave:
-        ingest_city(enclave, root / "city", ("residents", "enterprises", "social_insurance"), level=2)
+        ingest_city(enclave, root / "city", ("residents", "enterprises", "social_insurance"), level=level)
     return workdir
 
 
@@ -196,9 +197,11 @@ def populate(world: World) -> None:
 
 
 @contextmanager
-def running_world(root: Path, *, start_runner: bool = True, rows: int = 2000) -> Iterator[World]:
+def running_world(
+    root: Path, *, start_runner: bool = True, rows: int = 2000, level: int = 2
+) -> Iterator[World]:
     """A fresh populated platform under ``root``, served by the app (and its runner)."""
-    workdir = prepare_enclave(root, rows)
+    workdir = prepare_enclave(root, rows, level)
     token = _bootstrap(workdir)
     with TestClient(create_app(workdir, start_runner=start_runner)) as client:
         world = World(client, workdir, tokens={"authority": token})
