@@ -40,7 +40,7 @@ def create_app(workdir: Path, *, url: str | None = None, start_runner: bool = Tr
         process = None
         if start_runner:
             process, stop, wake = runner.start(workdir, url)
-            platform.wake = wake.set
+            platform.wake, platform.runner_alive = wake.set, process.is_alive
         try:
             yield
         finally:
@@ -79,10 +79,14 @@ def create_app(workdir: Path, *, url: str | None = None, start_runner: bool = Tr
 
 
 def _refuse_body(request: Request) -> Response | None:
-    """Refuse a body that is too large or not JSON before anything reads it."""
+    """Refuse a body that is too large, of unannounced size or not JSON before anything reads it."""
     if request.method not in ("POST", "PUT", "PATCH"):
         return None
     length = request.headers.get("content-length")
+    if length is None and "transfer-encoding" in request.headers:
+        # A chunked body announces no size, so neither limit below could be checked up front.
+        detail = "send the body with a Content-Length header, not in chunks"
+        return problems.problem(411, "Length required", detail, "G-SIZE", request.url.path)
     if length is not None and (not length.isdigit() or int(length) > MAX_BODY_BYTES):
         detail = f"the request body must be at most {MAX_BODY_BYTES} bytes"
         return problems.problem(413, "Request body too large", detail, "G-SIZE", request.url.path)

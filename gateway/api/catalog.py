@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Response
 
 from gateway.api.auth import Caller, Services
 from gateway.control.identity import invisible
@@ -41,6 +41,16 @@ def me(caller: Caller) -> dict[str, Any]:
         "organisation_kind": str(caller.organisation_kind),
         "tenant": caller.tenant,
     }
+
+
+@router.get("/v1/health", summary="Whether the service and its job runner are up")
+def health(services: Services, response: Response) -> dict[str, Any]:
+    """``ok`` with the runner alive or run elsewhere; 503 when the app's runner has died."""
+    alive = services.runner_alive()
+    runner = "external" if alive is None else "alive" if alive else "dead"
+    if runner == "dead":
+        response.status_code = 503
+    return {"status": "ok" if runner != "dead" else "degraded", "runner": runner}
 
 
 @router.get("/v1/keys", summary="The public keys verifiers pin")

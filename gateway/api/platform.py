@@ -26,6 +26,8 @@ class Platform:
     gate: Gate
     budget: PrivacyBudget
     wake: Callable[[], None] = field(default=lambda: None)
+    runner_alive: Callable[[], bool | None] = field(default=lambda: None)
+    """Whether the app's runner process lives; None when jobs are run elsewhere."""
 
     @classmethod
     def open(cls, workdir: Path, *, url: str | None = None) -> Platform:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from tests.gateway.api.conftest import World
+import multiprocessing
+from pathlib import Path
+
+from tests.gateway.api.conftest import World, running_world
 
 
 def test_a_query_runs_is_reviewed_and_released_to_its_operator_only(world: World) -> None:
@@ -44,3 +47,14 @@ def test_mock_runs_return_at_once_marked_mock(world: World) -> None:
         "SELECT education, COUNT(*) AS n FROM residents GROUP BY education", mock=True, status=200
     )
     assert result["marker"] == "MOCK" and result["columns"] == ["education", "n"]
+
+
+def test_health_reports_a_dead_runner(tmp_path: Path) -> None:
+    with running_world(tmp_path, rows=500) as fresh:
+        assert fresh.client.get("/v1/health").json() == {"status": "ok", "runner": "alive"}
+        for child in multiprocessing.active_children():
+            if child.name == "veilbox-runner":
+                child.kill()
+                child.join(10)
+        response = fresh.client.get("/v1/health")
+        assert response.status_code == 503 and response.json()["runner"] == "dead"
