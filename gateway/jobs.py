@@ -16,14 +16,16 @@ refusal comes back at once with its rule. Only then is the job queued for the ru
 
 from __future__ import annotations
 
+import base64
 import hashlib
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
 from sqlalchemy import RowMapping, insert, select, update
 
+from deid.seal import seal
 from gateway.control import ControlPlane, Principal, Role, schema
 from gateway.control.identity import invisible, require_role, tenant_filter
 from gateway.control.scenarios import Scenario, dp_config, get_scenario, runnable, scenario_policy
@@ -35,7 +37,7 @@ from sandbox.mock import MockResult, run_mock
 from sandbox.models import MODELS, check_features
 from sandbox.policy import MAX_SQL_CHARS, check_query
 
-Kind = Literal["sql", "model"]
+Kind = Literal["sql", "model", "verification", "consent"]
 Status = Literal[
     "queued",
     "running",
@@ -46,6 +48,8 @@ Status = Literal[
     "returned",
     "rejected",
     "released",
+    "answered",
+    "recorded",
     "closed",
 ]
 OPEN = ("queued", "running", "pending_review", "approved", "returned")
@@ -75,7 +79,30 @@ class ModelSpec:
     max_rows: int = 1
 
 
-Spec = SqlSpec | ModelSpec
+@dataclass(frozen=True)
+class VerificationSpec:
+    """One yes/no question about one consenting subject, named by its raw identifier."""
+
+    template: str
+    subject: str = field(repr=False)
+    params: Mapping[str, object] | None = None
+
+
+@dataclass(frozen=True)
+class ConsentSpec:
+    """A subject's consent, as its issuer gave it, for the enclave to record under its pseudonym."""
+
+    domain: str
+    subject: str = field(repr=False)
+    scope: tuple[str, ...] = ()
+    expires_at: datetime | None = None
+    evidence: str = ""
+    issuer: str = ""
+
+
+Spec = SqlSpec | ModelSpec | VerificationSpec | ConsentSpec
+SEALED = (VerificationSpec, ConsentSpec)
+"""Specs naming a subject by its raw identifier: it is sealed to the enclave before it is stored."""
 
 
 @dataclass(frozen=True)
@@ -92,6 +119,7 @@ class JobRecord:
     reason: str | None
     rule: str | None
     result_sha256: str | None
+    outcome: dict[str, Any] | None
     created_at: datetime
     updated_at: datetime
 
@@ -106,19 +134,36 @@ class JobRecord:
         return str(self.spec.get("sql") or self.spec.get("features") or "")
 
 
-def submit(cp: ControlPlane, catalog: Catalog, actor: Principal, scenario_id: str, spec: Spec) -> JobRecord:
-    """Check and queue a job; a policy refusal is stored (status ``refused``) and returned, not raised."""
+def submit(
+    cp: ControlPlane,
+    catalog: Catalog,
+    actor: Principal,
+    scenario_id: str,
+    spec: Spec,
+    *,
+    seal_to: str | None = None,
+) -> JobRecord:
+    """Check and queue a job; a policy refusal is stored (status ``refused``) and returned, not raised.
+
+    ``seal_to`` is the enclave's published input key: a raw subject is sealed to it, bound
+    to the job id, before anything is stored, so neither this database nor the ledger can
+    give it back.
+    """
     require_role(actor, SUBMITTERS, "submitting a job")
     scenario = runnable(cp, actor, scenario_id)
-    kind, body = _validated(scenario, spec)
     job_id = new_job_id()
+    kind, body = _validated(scenario, spec)
+    if isinstance(spec, SEALED):
+        if seal_to is None:
+            raise Conflict("G-STATE", "the enclave's input key is not published yet: start the job runner")
+        body["subject_sealed"] = base64.b64encode(seal(seal_to, spec.subject, job_id.encode())).decode()
     status: Status = "queued"
     reason = rule = None
     try:
         policy = scenario_policy(scenario, catalog)
         if kind == "model":
             check_features(body["features"], policy)
-        else:
+        elif kind == "sql":
             check_query(body["sql"], policy)
     except PolicyViolation as exc:
         status, reason, rule = "refused", exc.reason, exc.rule
@@ -141,11 +186,11 @@ def submit(cp: ControlPlane, catalog: Catalog, actor: Principal, scenario_id: st
                 updated_at=now,
             )
         )
-        details = {
-            "scenario": scenario.id,
-            "kind": kind,
-            "sql_sha256": _sha(body.get("sql") or body["features"]),
-        }
+        details: dict[str, Any] = {"scenario": scenario.id, "kind": kind}
+        if kind in ("sql", "model"):
+            details["sql_sha256"] = _sha(body.get("sql") or body["features"])
+        elif kind == "verification":
+            details["template"] = body["template"]
         cp.ledger.append(actor.user_id, "job.submitted", job_id, details)
         if status == "refused":
             cp.ledger.append(
@@ -245,10 +290,13 @@ def advance(
     reason: str | None = None,
     rule: str | None = None,
     result_sha256: str | None = None,
+    outcome: dict[str, Any] | None = None,
 ) -> bool:
     """Move a job to ``status`` if it is still in one of ``expected``; False if it moved on
     (a revocation closed it meanwhile), in which case nothing changes."""
     values: dict[str, Any] = {"status": status, "updated_at": cp.now()}
+    if outcome is not None:
+        values["outcome"] = outcome
     if reason is not None or rule is not None:
         values.update(reason=reason, rule=rule)
     if result_sha256 is not None:
@@ -269,6 +317,22 @@ def scenario_of(cp: ControlPlane, actor: Principal, job: JobRecord) -> Scenario:
 
 def _validated(scenario: Scenario, spec: Spec) -> tuple[Kind, dict[str, Any]]:
     forms = set(scenario.output_forms)
+    if isinstance(spec, SEALED):
+        if "verification" not in forms:
+            raise InvalidRequest("G-INPUT", f"scenario {scenario.id} does not offer verification")
+        if not isinstance(spec.subject, str) or not 1 <= len(spec.subject) <= 64:
+            raise InvalidRequest("G-INPUT", "the subject must be an identifier of 1 to 64 characters")
+        if isinstance(spec, VerificationSpec):
+            return "verification", {"template": spec.template, "params": dict(spec.params or {})}
+        if spec.expires_at is None:
+            raise InvalidRequest("G-INPUT", "a consent needs the time it expires")
+        return "consent", {
+            "domain": spec.domain,
+            "scope": list(spec.scope),
+            "expires_at": spec.expires_at.isoformat(),
+            "evidence": spec.evidence,
+            "issuer": spec.issuer,
+        }
     if isinstance(spec, SqlSpec):
         _check_sql(spec.sql)
         if "aggregate" not in forms:
@@ -295,6 +359,9 @@ def _check_sql(sql: str) -> None:
         raise InvalidRequest("G-INPUT", "sql must be a non-empty string")
     if len(sql) > MAX_SQL_CHARS:
         raise InvalidRequest("G-INPUT", f"sql is longer than {MAX_SQL_CHARS} characters")
+    # Anything that handles the text as a C string would run less than the policy checked.
+    if "\x00" in sql:
+        raise InvalidRequest("G-INPUT", "sql contains a NUL character")
 
 
 def _job(conn: Any, job_id: str) -> JobRecord:
@@ -316,6 +383,7 @@ def _record(row: RowMapping) -> JobRecord:
         reason=row["reason"],
         rule=row["rule"],
         result_sha256=row["result_sha256"],
+        outcome=row["outcome"],
         created_at=row["created_at"],
         updated_at=row["updated_at"],
     )

@@ -23,6 +23,8 @@ from datetime import datetime
 from multiprocessing.synchronize import Event
 from pathlib import Path
 
+from deid.seal import public_text
+from gateway.answers import Answers
 from gateway.control import ControlPlane, control_url
 from gateway.control.identity import principal_of
 from gateway.control.scenarios import (
@@ -59,6 +61,7 @@ class Runner:
     enclave: Enclave
     control: ControlPlane
     gate: Gate
+    answers: Answers
 
     @classmethod
     def open(
@@ -69,7 +72,7 @@ class Runner:
         workers: int = 2,
         clock: Callable[[], datetime] | None = None,
     ) -> Runner:
-        """Open a workdir's enclave (creating it if needed) and publish the release key.
+        """Open a workdir's enclave (creating it if needed) and publish the release and input keys.
 
         ``clock`` is the time terms are judged at (expiry); the wall clock by default.
         """
@@ -77,10 +80,12 @@ class Runner:
         enclave = Enclave.open(layout.root, workers=workers)
         control = ControlPlane.open(url or control_url(layout.root), enclave.ledger, clock=clock)
         gate = Gate(layout.review, enclave.ledger, enclave.release_key(), enclave.release_key_name)
-        layout.publish_release_key(gate.public_key.vkey)
-        return cls(layout, enclave, control, gate)
+        layout.publish(layout.release_key, gate.public_key.vkey)
+        layout.publish(layout.input_key, public_text(enclave.input_key()))
+        return cls(layout, enclave, control, gate, Answers.open(layout, enclave, control))
 
     def close(self) -> None:
+        self.answers.close()
         self.gate.close()
         self.control.close()
         self.enclave.close()
@@ -108,6 +113,9 @@ class Runner:
         try:
             scenario = runnable(self.control, principal_of(self.control, job.submitter_id), job.scenario_id)
             policy = scenario_policy(scenario, self.enclave.catalog)
+            if job.kind in ("verification", "consent"):
+                self.answers.run(job, policy)
+                return
             outcome = self._execute(job, scenario, policy)
         except GatewayError as exc:
             advance(self.control, job.id, "closed", expected=("running",), reason=str(exc), rule=exc.rule)

@@ -7,6 +7,7 @@
       review/               the review gate: queue, decisions, the checked results
       releases/JOB/         released artifacts (result files, manifest, signature)
       release.pub           the platform's release-verification key (a vkey line)
+      inputs.pub            the enclave's key for sealing raw inputs (x25519:BASE64)
       credentials.json      tokens the demo made, for continuing by hand (demo only)
 
 The enclave's own files (``enclave/``, ``catalog.sqlite``, ``budget.sqlite``,
@@ -41,6 +42,18 @@ class Layout:
         return self.root / "release.pub"
 
     @property
+    def input_key(self) -> Path:
+        return self.root / "inputs.pub"
+
+    @property
+    def consents(self) -> Path:
+        return self.root / "consent.sqlite"
+
+    @property
+    def verification_rate(self) -> Path:
+        return self.root / "verification-rate.sqlite"
+
+    @property
     def ledger(self) -> Path:
         return self.root / "ledger"
 
@@ -60,15 +73,24 @@ class Layout:
     def credentials(self) -> Path:
         return self.root / "credentials.json"
 
-    def publish_release_key(self, vkey: str) -> None:
-        """Write the release-verification key where verifiers and the API read it."""
-        staging = self.release_key.with_name(f".release.pub.{os.getpid()}")
-        staging.write_text(vkey + "\n", encoding="utf-8")
-        os.replace(staging, self.release_key)
+    def publish(self, path: Path, text: str) -> None:
+        """Write a public key where verifiers and the API read it (atomically)."""
+        staging = path.with_name(f".{path.name}.{os.getpid()}")
+        staging.write_text(text + "\n", encoding="utf-8")
+        os.replace(staging, path)
 
     def release_public_key(self) -> PublicKey | None:
         """The published release key, or None before the runner first started."""
-        try:
-            return PublicKey.from_vkey(self.release_key.read_text(encoding="utf-8").strip())
-        except FileNotFoundError:
-            return None
+        text = _read(self.release_key)
+        return None if text is None else PublicKey.from_vkey(text)
+
+    def input_public_key(self) -> str | None:
+        """The published input key (``x25519:BASE64``), or None before the runner first started."""
+        return _read(self.input_key)
+
+
+def _read(path: Path) -> str | None:
+    try:
+        return path.read_text(encoding="utf-8").strip()
+    except FileNotFoundError:
+        return None

@@ -25,6 +25,7 @@ from pathlib import Path
 
 import duckdb
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
 from deid.budget import PrivacyBudget
 from deid.keys import MasterKey
@@ -137,6 +138,10 @@ class Enclave:
         its public half is published, never the key.
         """
         return Ed25519PrivateKey.from_private_bytes(self.master.derive("release/ed25519"))
+
+    def input_key(self) -> X25519PrivateKey:
+        """The key callers seal raw inputs to (see :mod:`deid.seal`), derived from the master key."""
+        return X25519PrivateKey.from_private_bytes(self.master.derive("inputs/x25519"))
 
     def attachments(self) -> tuple[list[tuple[str, Path]], str]:
         """Every registered dataset's file, and a generation tag that changes when the set does."""

@@ -16,7 +16,7 @@ from pathlib import Path
 from fastapi import FastAPI, Request, Response
 
 from gateway import runner
-from gateway.api import catalog, control, jobs, ledger, problems, reviews
+from gateway.api import answers, catalog, control, jobs, ledger, problems, reviews
 from gateway.api.platform import Platform
 
 MAX_BODY_BYTES = 1 << 20
@@ -27,7 +27,7 @@ _SECURITY_HEADERS = {
     "Referrer-Policy": "no-referrer",
     "X-Frame-Options": "DENY",
 }
-ROUTERS = (*control.ROUTERS, jobs.router, reviews.router, ledger.router, catalog.router)
+ROUTERS = (*control.ROUTERS, jobs.router, answers.router, reviews.router, ledger.router, catalog.router)
 
 
 def create_app(workdir: Path, *, url: str | None = None, start_runner: bool = True) -> FastAPI:

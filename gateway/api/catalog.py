@@ -55,8 +55,9 @@ def health(services: Services, response: Response) -> dict[str, Any]:
 
 @router.get("/v1/keys", summary="The public keys verifiers pin")
 def keys(services: Services) -> dict[str, Any]:
-    """The ledger's checkpoint key and the release key (published once the runner has started)."""
-    release = services.layout.release_public_key()
-    if release is None:
-        raise Conflict("G-STATE", "the release key is not published yet: start the job runner")
-    return {"ledger": services.ledger.public_key().vkey, "release": release.vkey}
+    """The ledger's checkpoint key, the release key and the input-sealing key (the last two
+    are published once the job runner has started)."""
+    release, inputs = services.layout.release_public_key(), services.layout.input_public_key()
+    if release is None or inputs is None:
+        raise Conflict("G-STATE", "the enclave's keys are not published yet: start the job runner")
+    return {"ledger": services.ledger.public_key().vkey, "release": release.vkey, "inputs": inputs}

@@ -277,7 +277,7 @@ class Terms(BaseModel):
     max_rows: int = Field(default=1, ge=1, le=1000)
     max_groups: int = Field(default=1, ge=1, le=1000)
     narrow: dict[str, dict[str, str]] = Field(default_factory=dict)
-    allow_dp: bool = True
+    allow_dp: bool = False
     ends_at: AwareDatetime | None = None
 
 

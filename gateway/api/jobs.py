@@ -27,6 +27,9 @@ _MEDIA = {
 }
 
 
+Finite = Annotated[float, Field(allow_inf_nan=False)]
+
+
 class JobRequest(BaseModel):
     """A job to run in a scenario: SQL (optionally under DP) or a DP model over a feature query."""
 
@@ -57,7 +60,7 @@ class JobRequest(BaseModel):
     features: str | None = Field(default=None, max_length=MAX_SQL_CHARS)
     model: str | None = Field(default=None, max_length=64)
     label: str | None = Field(default=None, max_length=64)
-    hyperparameters: dict[str, bool | int | float] = Field(default_factory=dict, max_length=20)
+    hyperparameters: dict[str, bool | int | Finite] = Field(default_factory=dict, max_length=20)
     epsilon: float | None = Field(default=None, gt=0, allow_inf_nan=False)
     max_rows: int = Field(default=1, ge=1, le=1000)
     mock: bool = False
@@ -77,6 +80,7 @@ class JobView(BaseModel):
     reason: str | None
     rule: str | None
     result_sha256: str | None
+    outcome: dict[str, Any] | None = None
     created_at: str
     updated_at: str
 

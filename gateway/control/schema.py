@@ -9,6 +9,7 @@ random text with a prefix naming the kind of object (``org_``, ``usr_``, ``tok_`
 from __future__ import annotations
 
 import secrets
+import unicodedata
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import TypeVar
@@ -62,11 +63,16 @@ def new_id(prefix: str) -> str:
 
 
 def text(field: str, value: object, *, limit: int = NAME_CHARS) -> str:
-    """``value`` stripped, if it is a non-empty string of at most ``limit`` characters."""
+    """``value`` stripped, if it is a non-empty string of at most ``limit`` characters and
+    no control characters but tabs and line breaks."""
     if not isinstance(value, str) or not value.strip():
         raise InvalidRequest("G-INPUT", f"{field} must be a non-empty string")
     if len(value.strip()) > limit:
         raise InvalidRequest("G-INPUT", f"{field} is longer than {limit} characters")
+    # NUL cannot be stored by PostgreSQL, and escape sequences would reach terminals
+    # through the CLI and the ledger's readers.
+    if any(unicodedata.category(c) == "Cc" and c not in "\t\n\r" for c in value):
+        raise InvalidRequest("G-INPUT", f"{field} contains a control character")
     return value.strip()
 
 
@@ -115,7 +121,10 @@ def aware(field: str, value: object) -> datetime:
     """``value`` in UTC, if it is a timezone-aware datetime."""
     if not isinstance(value, datetime) or value.tzinfo is None:
         raise InvalidRequest("G-INPUT", f"{field} must be a timezone-aware datetime (e.g. in UTC)")
-    return value.astimezone(UTC)
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:  # an offset that pushes year 1 or 9999 past the calendar's end
+        raise InvalidRequest("G-INPUT", f"{field} is out of range") from None
 
 
 metadata = MetaData()
@@ -231,6 +240,8 @@ jobs = Table(
     _text("reason", nullable=True, limit=TEXT_CHARS),
     _text("rule", nullable=True),
     Column("result_sha256", String(64), nullable=True),
+    # What a job answers directly (a verification's boolean, a recorded consent's id); never data.
+    Column("outcome", JSON, nullable=True),
     _time("created_at"),
     _time("updated_at"),
     Index("jobs_operator", "operator_id", "status"),
