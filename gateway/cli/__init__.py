@@ -1,12 +1,21 @@
-"""The ``veilbox`` command line: one entry point over every part of the platform."""
+"""The ``veilbox`` command line: one entry point over every part of the platform.
+
+``--workdir``, ``--url``, ``--token`` and ``--json`` given before the command are the
+defaults of the options of the same name of whichever command follows, so both
+``veilbox --token T job list`` and ``veilbox job list --token T`` work. ``VEILBOX_URL``
+and ``VEILBOX_TOKEN`` are read here, so an option on the command line always wins.
+"""
 
 from __future__ import annotations
 
 import sys
+from pathlib import Path
+from typing import Annotated, Any
 
 import typer
+from typer.core import TyperGroup
 
-from gateway.cli import demo, enclave, ledger, psi, release, synth
+from gateway.cli import control, demo, enclave, ledger, psi, release, synth, work
 from ledger.errors import VeilboxError
 
 app = typer.Typer(
@@ -15,6 +24,40 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     help="Veilbox: raw data never leaves; every use is controlled, metered and recorded.",
 )
+
+
+@app.callback()
+def defaults(
+    ctx: typer.Context,
+    workdir: Annotated[
+        Path | None, typer.Option(help="The working directory of every command that takes one.")
+    ] = None,
+    url: Annotated[
+        str | None, typer.Option(envvar="VEILBOX_URL", help="The URL of a running 'veilbox serve'.")
+    ] = None,
+    token: Annotated[str | None, typer.Option(envvar="VEILBOX_TOKEN", help="Your API token, vbx_….")] = None,
+    json_output: Annotated[bool, typer.Option("--json", help="JSON output from every command.")] = False,
+) -> None:
+    """Options before the command: the defaults of the command's own options of these names."""
+    given = {"workdir": workdir, "url": url, "token": token, "json_output": json_output or None}
+    ctx.default_map = _defaults(ctx.command, {k: v for k, v in given.items() if v is not None})
+
+
+def _defaults(command: Any, given: dict[str, Any]) -> dict[str, Any]:
+    """Click's default map giving every command's options of these names these values."""
+    if isinstance(command, TyperGroup):
+        return {name: _defaults(sub, given) for name, sub in command.commands.items()}
+    return {p.name: given[p.name] for p in command.params if p.name in given}
+
+
+app.add_typer(control.top_app)
+app.add_typer(control.org_app, name="org")
+app.add_typer(control.user_app, name="user")
+app.add_typer(control.token_app, name="token")
+app.add_typer(control.grant_app, name="grant")
+app.add_typer(control.scenario_app, name="scenario")
+app.add_typer(work.job_app, name="job")
+app.add_typer(work.review_app, name="review")
 app.add_typer(ledger.app, name="ledger")
 app.add_typer(enclave.catalog_app, name="catalog")
 app.add_typer(psi.psi_app, name="psi")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from typer.testing import CliRunner
@@ -21,12 +22,13 @@ def test_demo_runs_end_to_end(tmp_path: Path) -> None:
         assert dataset in out
     assert "resident_id (person)" in out
     assert "[MOCK]" in out
-    assert out.count("quarantined") >= 2
     for rule in ("P-IDENT-OUTPUT", "P-AGGREGATE", "P-LIMIT", "P-TABLE-FUNCTION"):
         assert rule in out, rule
-    assert "reused at no cost" in out and "DP-BUDGET" in out
-    assert "extends the saved checkpoint" in out
-    assert "job.quarantined by developer:alice" in out
+    assert "reused at no cost" in out
+    assert "approved by reviewer + reviewer2" in out and "rejected: SDC-MIN-CELL" in out
+    assert out.count("verified: artifact") >= 2
+    assert "extends the saved checkpoint" in out and "extends its checkpoint" in out
+    assert "result.released by usr_" in out
     for attack in (
         "classification level",
         "swap two entries",
@@ -36,7 +38,30 @@ def test_demo_runs_end_to_end(tmp_path: Path) -> None:
         assert attack in out
     assert out.count("FAILED") == 4
     assert verify_log(workdir / "platform/ledger").ok
-    assert (workdir / "auditor/job-proof.json").exists()
+    assert (workdir / "auditor/release-proof.json").exists()
+    credentials = json.loads((workdir / "credentials.json").read_text())
+    assert set(credentials["users"]) == {
+        "authority",
+        "operator",
+        "developer",
+        "reviewer",
+        "reviewer2",
+        "auditor",
+    }
+    assert set(credentials["scenarios"]) == {"governance", "finance"}
+    jobs = runner.invoke(
+        app,
+        [
+            "--workdir",
+            str(workdir / "platform"),
+            "--token",
+            credentials["users"]["developer"]["token"],
+            "job",
+            "list",
+            "--json",
+        ],
+    )
+    assert jobs.exit_code == 0, jobs.output
 
 
 def test_demo_refuses_to_overwrite_without_force(tmp_path: Path) -> None:
