@@ -16,9 +16,11 @@ from __future__ import annotations
 import json
 import shutil
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import typer
 from fastapi.testclient import TestClient
 from rich.console import Console
@@ -67,7 +69,7 @@ SCENARIOS: dict[str, dict[str, Any]] = {
             "enterprises": ["uscc", "industry", "district", "registered_capital", "employee_count"],
             "social_insurance": ["resident_id", "employer_uscc", "base_salary"],
         },
-        "output_forms": ["aggregate"],
+        "output_forms": ["aggregate", "verification"],
         "privacy_unit": None,
         "requested_epsilon": 1.0,
         "terms": {"epsilon": 1.0, "query_epsilon": 0.5, "allow_dp": False, "min_cell": 10},
@@ -144,6 +146,7 @@ def run(workdir: Path, rows: int, force: bool) -> None:
             jobs = _submit(story)
             _review(story, jobs)
             released = _release(story, jobs, workdir / "downloads")
+            _verify(story, workdir / "city")
             _audit(story, auditor, released)
         (workdir / "credentials.json").write_text(
             json.dumps(
@@ -155,7 +158,7 @@ def run(workdir: Path, rows: int, force: bool) -> None:
         )
     finally:
         runner.close()
-    console.rule("10. Tampering with the ledger is caught")
+    console.rule("11. Tampering with the ledger is caught")
     tamper(workdir, platform / "ledger", auditor, console)
     console.print(
         f"Continue by hand: veilbox --workdir {platform} job list --token <developer token from "
@@ -341,8 +344,52 @@ def _release(story: Story, jobs: list[tuple[str, dict[str, Any]]], downloads: Pa
     return released
 
 
+def _verify(story: Story, city: Path) -> None:
+    story.console.rule("9. Verification (核验): one yes/no answer about a consenting enterprise")
+    # The bank knows its applicants' credit codes; here they come from the city's own files.
+    firms = duckdb.sql(
+        "SELECT uscc, registered_capital FROM read_parquet($path) ORDER BY uscc LIMIT 2",
+        params={"path": str(city / "enterprises.parquet")},
+    ).fetchall()
+    (consenting, capital), (other, _) = firms
+    scenario = story.scenarios["finance"]
+    consent = {
+        "scenario_id": scenario,
+        "domain": "enterprise",
+        "subject": consenting,
+        "scope": ["V-CAPITAL-AT-LEAST"],
+        "expires_at": (datetime.now(UTC) + timedelta(days=90)).isoformat(),
+        "evidence": "loan application LA-2026-0042, consent form signed by the legal representative",
+        "issuer": "bank.branch-042",
+    }
+    recorded = _answer(story, "/v1/consents", consent)
+    story.console.print(f"consent of a loan applicant: {recorded['status']} {recorded['outcome']}")
+    threshold = max(1, int(capital // 2))
+    table = Table("subject", "question", "status", "answer or rule")
+    for subject, who in ((consenting, "the consenting applicant"), (other, "a firm that gave no consent")):
+        question = {
+            "scenario_id": scenario,
+            "template": "V-CAPITAL-AT-LEAST",
+            "subject": subject,
+            "params": {"threshold": threshold},
+        }
+        asked = _answer(story, "/v1/verifications", question)
+        said = str(asked["outcome"]["answer"]) if asked["status"] == "answered" else asked["rule"]
+        table.add_row(who, f"registered capital ≥ {threshold} (10k CNY)?", asked["status"], said)
+    story.console.print(table)
+    story.console.print("The identifiers were sealed to the enclave on arrival; only pseudonyms are kept.")
+
+
+def _answer(story: Story, path: str, body: dict[str, Any]) -> Any:
+    job = story.call("POST", path, "developer", body)
+    story.runner.drain()
+    return story.call("GET", f"/v1/jobs/{job['id']}", "developer")
+
+
 def _audit(story: Story, auditor: Path, released: list[str]) -> None:
-    story.console.rule("9. The auditor proves a release's ledger entry and verifies the whole ledger offline")
+    story.console.rule(
+        "10. The auditor proves a release's ledger entry and verifies the whole ledger offline"
+    )
     key = PublicKey.from_vkey((auditor / "ledger.vkey").read_text())
     if released:
         entries = story.call(

@@ -15,7 +15,7 @@ from typing import Annotated, Any
 import typer
 from typer.core import TyperGroup
 
-from gateway.cli import control, demo, enclave, ledger, psi, release, synth, work
+from gateway.cli import control, demo, enclave, ledger, psi, release, synth, verify, work
 from ledger.errors import VeilboxError
 
 app = typer.Typer(
@@ -58,6 +58,7 @@ app.add_typer(control.grant_app, name="grant")
 app.add_typer(control.scenario_app, name="scenario")
 app.add_typer(work.job_app, name="job")
 app.add_typer(work.review_app, name="review")
+app.add_typer(verify.verify_app, name="verify")
 app.add_typer(ledger.app, name="ledger")
 app.add_typer(enclave.catalog_app, name="catalog")
 app.add_typer(psi.psi_app, name="psi")

@@ -39,7 +39,7 @@ class JobUnsuccessful(ClientError):
 # ----------------------------------------------------------------- jobs
 
 
-def _show_job(job: dict[str, Any]) -> None:
+def show_job(job: dict[str, Any]) -> None:
     console = Console(highlight=False)
     if job.get("marker") == "MOCK":
         console.rule(
@@ -50,12 +50,12 @@ def _show_job(job: dict[str, Any]) -> None:
         console.print(fields(job))
 
 
-def _succeeded(job: dict[str, Any]) -> None:
+def succeeded(job: dict[str, Any]) -> None:
     if job.get("status") in UNSUCCESSFUL:
         raise JobUnsuccessful(job)
 
 
-@command(job_app, "submit", render=_show_job, check=_succeeded)
+@command(job_app, "submit", render=show_job, check=succeeded)
 def job_submit(
     api: Client,
     scenario: Annotated[str, typer.Option(help="The approved scenario to run in.")],
@@ -100,7 +100,7 @@ def job_submit(
     return wait_for(api, job["id"], timeout) if wait or api.embedded else job
 
 
-@command(job_app, "show", render=_show_job)
+@command(job_app, "show", render=show_job)
 def job_show(api: Client, job_id: JobId, wait: Wait = False, timeout: Timeout = 600.0) -> Any:
     """A job's status, with the rule and reason of a refusal or failure (never its result)."""
     return wait_for(api, job_id, timeout) if wait else api.request("GET", f"/v1/jobs/{job_id}")

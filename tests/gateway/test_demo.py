@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import duckdb
 from typer.testing import CliRunner
 
 from gateway.cli import app
@@ -49,19 +50,28 @@ def test_demo_runs_end_to_end(tmp_path: Path) -> None:
         "auditor",
     }
     assert set(credentials["scenarios"]) == {"governance", "finance"}
-    jobs = runner.invoke(
-        app,
-        [
-            "--workdir",
-            str(workdir / "platform"),
-            "--token",
-            credentials["users"]["developer"]["token"],
-            "job",
-            "list",
-            "--json",
-        ],
+    assert "answered" in out
+    assert "V-CONSENT" in out
+    uscc = duckdb.sql(
+        "SELECT uscc FROM read_parquet($p) ORDER BY uscc LIMIT 1",
+        params={"p": str(workdir / "city/enterprises.parquet")},
+    ).fetchall()[0][0]
+    developer = [
+        "--workdir",
+        str(workdir / "platform"),
+        "--token",
+        credentials["users"]["developer"]["token"],
+        "--json",
+    ]
+    question = ["--scenario", credentials["scenarios"]["finance"], "--template", "V-CAPITAL-AT-LEAST"]
+    asked = runner.invoke(
+        app, [*developer, "verify", "ask", *question, "--subject", uscc, "--param", "threshold=0"]
     )
+    assert asked.exit_code == 0, asked.output
+    assert json.loads(asked.stdout)["outcome"]["answer"] is True
+    jobs = runner.invoke(app, [*developer, "job", "list"])
     assert jobs.exit_code == 0, jobs.output
+    assert len(json.loads(jobs.stdout)) >= 9, jobs.stdout
 
 
 def test_demo_refuses_to_overwrite_without_force(tmp_path: Path) -> None:
