@@ -347,9 +347,9 @@ def _release(story: Story, jobs: list[tuple[str, dict[str, Any]]], downloads: Pa
 def _verify(story: Story, city: Path) -> None:
     story.console.rule("9. Verification (核验): one yes/no answer about a consenting enterprise")
     # The bank knows its applicants' credit codes; here they come from the city's own files.
-    firms = duckdb.sql(
-        "SELECT uscc, registered_capital FROM read_parquet($path) ORDER BY uscc LIMIT 2",
-        params={"path": str(city / "enterprises.parquet")},
+    firms = duckdb.execute(
+        "SELECT uscc, registered_capital FROM read_parquet(?) ORDER BY uscc LIMIT 2",
+        [str(city / "enterprises.parquet")],
     ).fetchall()
     (consenting, capital), (other, _) = firms
     scenario = story.scenarios["finance"]

@@ -52,9 +52,8 @@ def test_demo_runs_end_to_end(tmp_path: Path) -> None:
     assert set(credentials["scenarios"]) == {"governance", "finance"}
     assert "answered" in out
     assert "V-CONSENT" in out
-    uscc = duckdb.sql(
-        "SELECT uscc FROM read_parquet($p) ORDER BY uscc LIMIT 1",
-        params={"p": str(workdir / "city/enterprises.parquet")},
+    uscc = duckdb.execute(
+        "SELECT uscc FROM read_parquet(?) ORDER BY uscc LIMIT 1", [str(workdir / "city/enterprises.parquet")]
     ).fetchall()[0][0]
     developer = [
         "--workdir",
