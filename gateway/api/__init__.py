@@ -66,7 +66,7 @@ def create_app(workdir: Path, *, url: str | None = None, start_runner: bool = Tr
     )
     problems.install(app)
     for router in ROUTERS:
-        app.include_router(router)
+        app.include_router(router, responses=problems.RESPONSES)
 
     @app.middleware("http")
     async def guard(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:

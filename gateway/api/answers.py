@@ -15,7 +15,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from gateway import jobs
 from gateway.api.auth import Caller, Services
-from gateway.api.jobs import JobView
+from gateway.api.jobs import Finite, JobView
 from gateway.api.platform import Platform
 from gateway.control import Principal
 
@@ -46,7 +46,7 @@ class VerificationRequest(BaseModel):
     scenario_id: str = Field(min_length=1, max_length=64)
     template: str = Field(min_length=1, max_length=64)
     subject: str = Field(min_length=1, max_length=64, repr=False)
-    params: dict[str, float | int | str] = Field(default_factory=dict, max_length=10)
+    params: dict[str, Finite | int | str] = Field(default_factory=dict, max_length=10)
 
 
 class ConsentRequest(BaseModel):

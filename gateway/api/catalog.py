@@ -5,9 +5,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Request
 
 from gateway.api.auth import Caller, Services
+from gateway.api.problems import problem
 from gateway.control.identity import invisible
 from gateway.errors import Conflict
 from sandbox.errors import CatalogError
@@ -44,13 +45,14 @@ def me(caller: Caller) -> dict[str, Any]:
 
 
 @router.get("/v1/health", summary="Whether the service and its job runner are up")
-def health(services: Services, response: Response) -> dict[str, Any]:
-    """``ok`` with the runner alive or run elsewhere; 503 when the app's runner has died."""
+def health(services: Services, request: Request) -> Any:
+    """``ok`` with the runner alive or run elsewhere; a 503 problem (``G-RUNNER``) when the
+    app's runner process has died and queued jobs would wait forever."""
     alive = services.runner_alive()
-    runner = "external" if alive is None else "alive" if alive else "dead"
-    if runner == "dead":
-        response.status_code = 503
-    return {"status": "ok" if runner != "dead" else "degraded", "runner": runner}
+    if alive is False:
+        detail = "the job runner process has stopped: restart 'veilbox serve'; queued jobs wait until then"
+        return problem(503, "Job runner down", detail, "G-RUNNER", request.url.path, runner="dead")
+    return {"status": "ok", "runner": "external" if alive is None else "alive"}
 
 
 @router.get("/v1/keys", summary="The public keys verifiers pin")

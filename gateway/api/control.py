@@ -81,7 +81,9 @@ class NewUser(BaseModel):
 
 
 class NewToken(BaseModel):
-    model_config = Strict
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"examples": [{"label": "laptop of 张伟", "days": 30}]}
+    )
 
     label: Name
     days: int = Field(default=90, ge=1, le=366)
@@ -188,7 +190,12 @@ class NewAuthorization(BaseModel):
 
 
 class Revocation(BaseModel):
-    model_config = Strict
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [{"reason": "operating agreement terminated on 2026-06-30", "voluntary": False}]
+        },
+    )
 
     reason: Reason
     voluntary: bool = False
@@ -299,7 +306,10 @@ class Approval(BaseModel):
 
 
 class Rejection(BaseModel):
-    model_config = Strict
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"reason": "the purpose does not need resident-level columns"}]},
+    )
 
     reason: Reason
 

@@ -25,7 +25,20 @@ MAX_ENTRIES = 1000
 class Consistency(BaseModel):
     """A checkpoint the caller saved earlier: the proof shows the log now extends it."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "old_checkpoint": "veilbox.local/ledger\n"
+                    "42\n"
+                    "Rq/noc7QdfbzhHzzsrNoimP8QWP4Bgypxq5Ok5kjwcs=\n"
+                    "\n"
+                    "— veilbox.local/ledger UPuyFpynKYdjLo9EdSxxG6HfYuwoajanOO2iwOb1T3Wm62yWTEnBvkHw\n"
+                }
+            ]
+        },
+    )
 
     old_checkpoint: str = Field(min_length=1, max_length=10_000)
 

@@ -11,12 +11,15 @@ path and the rule, so probing shows up in the audit trail.
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict
 from starlette.exceptions import HTTPException
+from starlette.routing import Match
 
 from deid.errors import BudgetExceeded, ConsentError, DeidError
 from gateway.errors import Forbidden, GatewayError, NotFound, Unauthenticated
@@ -29,10 +32,59 @@ _log = logging.getLogger("veilbox.gateway")
 
 _REVIEW_STATUS = {"R-SEPARATION": 403, "R-TWO-REVIEWERS": 403, "R-REASON": 422, "R-MITIGATION": 422}
 """Review refusals by rule; the rest (state, differencing at release) are conflicts."""
+_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
 
 
-def problem(status: int, title: str, detail: str, rule: str, instance: str, **extra: Any) -> JSONResponse:
-    """A problem-details response."""
+class Problem(BaseModel):
+    """An RFC 9457 problem, as every error of the API is sent; a request refused for its
+    fields lists them in ``errors``."""
+
+    model_config = ConfigDict(
+        extra="allow",
+        json_schema_extra={
+            "examples": [
+                {
+                    "type": "urn:veilbox:problem:G-TENANT",
+                    "title": "NotFound",
+                    "status": 404,
+                    "detail": "no job 'job_0123456789abcdef' is visible to you",
+                    "instance": "/v1/jobs/job_0123456789abcdef",
+                    "rule": "G-TENANT",
+                }
+            ]
+        },
+    )
+
+    type: str
+    title: str
+    status: int
+    detail: str
+    instance: str
+    rule: str
+
+
+RESPONSES: dict[int | str, dict[str, Any]] = {
+    code: {"description": description, "content": {MEDIA_TYPE: {"schema": Problem.model_json_schema()}}}
+    for code, description in (
+        ("4XX", "Refused: a problem whose `rule` names the rule that refused the request"),
+        ("5XX", "Failed: a problem; the cause is logged on the server"),
+    )
+}
+"""The error responses of every operation, for the OpenAPI document (in place of FastAPI's
+default 422, whose shape the API never sends)."""
+
+
+def problem(
+    status: int,
+    title: str,
+    detail: str,
+    rule: str,
+    instance: str,
+    *,
+    headers: Mapping[str, str] | None = None,
+    **extra: Any,
+) -> JSONResponse:
+    """A problem-details response; ``extra`` adds members to the body, ``headers`` to the response."""
     body = {
         "type": f"urn:veilbox:problem:{rule}",
         "title": title,
@@ -42,7 +94,7 @@ def problem(status: int, title: str, detail: str, rule: str, instance: str, **ex
         "rule": rule,
         **extra,
     }
-    return JSONResponse(body, status_code=status, media_type=MEDIA_TYPE)
+    return JSONResponse(body, status_code=status, headers=headers, media_type=MEDIA_TYPE)
 
 
 def classify(exc: VeilboxError) -> tuple[int, str, str]:
@@ -76,7 +128,9 @@ def install(app: FastAPI) -> None:
         status, title, rule = classify(exc)
         if isinstance(exc, Unauthenticated | Forbidden) or (isinstance(exc, NotFound) and rule == "G-TENANT"):
             record_denial(request, rule, str(exc))
-        return problem(status, title, str(exc), rule, request.url.path)
+        # RFC 9110 requires a 401 to name the scheme that would be accepted.
+        headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+        return problem(status, title, str(exc), rule, request.url.path, headers=headers)
 
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -91,13 +145,29 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(HTTPException)
     async def http_error(request: Request, exc: HTTPException) -> JSONResponse:
         rule = {404: "G-ROUTE", 405: "G-METHOD", 415: "G-MEDIA"}.get(exc.status_code, "G-HTTP")
-        return problem(exc.status_code, str(exc.detail), str(exc.detail), rule, request.url.path)
+        headers = dict(exc.headers or {})
+        if exc.status_code == 405:
+            headers["Allow"] = _allowed(request)
+        return problem(
+            exc.status_code, str(exc.detail), str(exc.detail), rule, request.url.path, headers=headers
+        )
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> JSONResponse:
         _log.exception("unhandled error on %s %s", request.method, request.url.path)
         detail = "the server failed to handle this request; it was logged"
         return problem(500, "Internal error", detail, "G-INTERNAL", request.url.path)
+
+
+def _allowed(request: Request) -> str:
+    """The methods the path serves, for the Allow a 405 must carry: Starlette's own names
+    only the first route that matched the path, and a path may have one route per method."""
+    routes = request.app.router.routes
+    return ", ".join(
+        method
+        for method in _METHODS
+        if any(route.matches({**request.scope, "method": method})[0] is Match.FULL for route in routes)
+    )
 
 
 def record_denial(request: Request, rule: str, detail: str) -> None:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
-from datetime import datetime
+from datetime import MAXYEAR, datetime
 from enum import StrEnum
 from typing import Any, Literal
 
@@ -319,6 +319,8 @@ def _close_jobs(
 
 
 def _add_years(start: datetime, years: int) -> datetime:
+    if start.year + years > MAXYEAR:
+        raise InvalidRequest("G-INPUT", f"a term starting in {start.year} needs an explicit ends_at")
     try:
         return start.replace(year=start.year + years)
     except ValueError:  # 29 February in a year that has none
