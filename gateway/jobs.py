@@ -18,8 +18,8 @@ from __future__ import annotations
 
 import base64
 import hashlib
-from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime
 from typing import Any, Literal
 
@@ -35,9 +35,9 @@ from sandbox.errors import PolicyViolation
 from sandbox.jobs import new_job_id
 from sandbox.mock import MockResult, run_mock
 from sandbox.models import MODELS, check_features
-from sandbox.policy import MAX_SQL_CHARS, check_query
+from sandbox.policy import MAX_SQL_CHARS, ScenarioPolicy, check_query
 
-Kind = Literal["sql", "model", "verification", "consent"]
+Kind = Literal["sql", "model", "verification", "consent", "psi"]
 Status = Literal[
     "queued",
     "running",
@@ -50,13 +50,16 @@ Status = Literal[
     "released",
     "answered",
     "recorded",
+    "awaiting_reply",
+    "receiving",
+    "matched",
     "closed",
 ]
-OPEN = ("queued", "running", "pending_review", "approved", "returned")
-"""States a revocation closes."""
 READERS = frozenset({Role.AUTHORITY, Role.AUDITOR})
 """Roles that see every tenant's jobs (their status, never their results)."""
 SUBMITTERS = frozenset({Role.OPERATOR, Role.DEVELOPER})
+PSI_DOMAINS = {"enterprise": "uscc", "person": "resident_id"}
+"""The join domains an operator's list may be matched against, with the column a match is stored in."""
 
 
 @dataclass(frozen=True)
@@ -100,7 +103,14 @@ class ConsentSpec:
     issuer: str = ""
 
 
-Spec = SqlSpec | ModelSpec | VerificationSpec | ConsentSpec
+@dataclass(frozen=True)
+class PsiSpec:
+    """Match the operator's list against one join domain; the operator sends its list blinded."""
+
+    domain: str
+
+
+Spec = SqlSpec | ModelSpec | VerificationSpec | ConsentSpec | PsiSpec
 SEALED = (VerificationSpec, ConsentSpec)
 """Specs naming a subject by its raw identifier: it is sealed to the enclave before it is stored."""
 
@@ -160,7 +170,7 @@ def submit(
     status: Status = "queued"
     reason = rule = None
     try:
-        policy = scenario_policy(scenario, catalog)
+        policy = policy_of(scenario, catalog)
         if kind == "model":
             check_features(body["features"], policy)
         elif kind == "sql":
@@ -213,12 +223,35 @@ def mock(
         raise InvalidRequest("G-INPUT", f"mock rows must be 1 to 100000, not {rows}")
     details = {"scenario": scenario.id, "sql_sha256": _sha(sql), "rows": rows}
     try:
-        result = run_mock(sql, scenario_policy(scenario, catalog), rows=rows)
+        result = run_mock(sql, policy_of(scenario, catalog), rows=rows)
     except PolicyViolation as exc:
         cp.ledger.append(actor.user_id, "job.mock", scenario.id, {**details, "rule": exc.rule})
         raise
     cp.ledger.append(actor.user_id, "job.mock", scenario.id, {**details, "rule": None})
     return result
+
+
+def policy_of(scenario: Scenario, catalog: Catalog) -> ScenarioPolicy:
+    """The scenario's policy, with the datasets the enclave derived for it (its PSI matches)."""
+    base = scenario_policy(scenario, catalog)
+    derived = {d.name: d for d in catalog.list() if d.extra.get("scenario") == scenario.id}
+    return replace(base, datasets={**base.datasets, **derived}) if derived else base
+
+
+def receive_reply(cp: ControlPlane, actor: Principal, job_id: str, store: Callable[[], None]) -> JobRecord:
+    """Take the operator's reply to a PSI request: ``store`` writes it while the job is held in
+    ``receiving``, so a second reply cannot race the first; then the job is queued again."""
+    job = get_job(cp, actor, job_id)
+    require_role(actor, SUBMITTERS, "answering a PSI request")
+    if job.kind != "psi" or not advance(cp, job_id, "receiving", expected=("awaiting_reply",)):
+        raise Conflict("G-STATE", f"job {job_id} is not a PSI request waiting for a reply")
+    try:
+        store()
+    except BaseException:
+        advance(cp, job_id, "awaiting_reply", expected=("receiving",))
+        raise
+    advance(cp, job_id, "queued", expected=("receiving",))
+    return get_job(cp, actor, job_id)
 
 
 def get_job(cp: ControlPlane, actor: Principal, job_id: str) -> JobRecord:
@@ -317,6 +350,14 @@ def scenario_of(cp: ControlPlane, actor: Principal, job: JobRecord) -> Scenario:
 
 def _validated(scenario: Scenario, spec: Spec) -> tuple[Kind, dict[str, Any]]:
     forms = set(scenario.output_forms)
+    if isinstance(spec, PsiSpec):
+        if "psi" not in forms:
+            raise InvalidRequest("G-INPUT", f"scenario {scenario.id} does not offer private set intersection")
+        if spec.domain not in PSI_DOMAINS:
+            raise InvalidRequest(
+                "G-INPUT", f"domain must be one of {sorted(PSI_DOMAINS)}, not {spec.domain!r}"
+            )
+        return "psi", {"domain": spec.domain}
     if isinstance(spec, SEALED):
         if "verification" not in forms:
             raise InvalidRequest("G-INPUT", f"scenario {scenario.id} does not offer verification")

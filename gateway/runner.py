@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import shutil
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -33,10 +34,11 @@ from gateway.control.scenarios import (
     dp_config,
     query_epsilon,
     runnable,
-    scenario_policy,
 )
 from gateway.errors import GatewayError
-from gateway.jobs import JobRecord, Status, advance, claim
+from gateway.jobs import JobRecord, Status, advance, claim, policy_of
+from gateway.matching import Matching
+from gateway.sweep import sweep
 from gateway.workdir import Layout
 from ledger.errors import VeilboxError
 from outbound_review import Gate, ReviewRefused, SourceDataset, Submission
@@ -49,6 +51,8 @@ from sandbox.policy import ScenarioPolicy, check_query
 IDLE_SECONDS = 0.5
 """How long the runner sleeps when nothing is waiting and nobody wakes it."""
 ACTOR = "platform:runner"
+SWEEP_SECONDS = 30.0
+"""How often an idle runner deletes what ended scenarios left behind."""
 
 _log = logging.getLogger("veilbox.runner")
 
@@ -62,6 +66,7 @@ class Runner:
     control: ControlPlane
     gate: Gate
     answers: Answers
+    matching: Matching
 
     @classmethod
     def open(
@@ -82,7 +87,8 @@ class Runner:
         gate = Gate(layout.review, enclave.ledger, enclave.release_key(), enclave.release_key_name)
         layout.publish(layout.release_key, gate.public_key.vkey)
         layout.publish(layout.input_key, public_text(enclave.input_key()))
-        return cls(layout, enclave, control, gate, Answers.open(layout, enclave, control))
+        answers = Answers.open(layout, enclave, control)
+        return cls(layout, enclave, control, gate, answers, Matching(layout, enclave, control))
 
     def close(self) -> None:
         self.answers.close()
@@ -102,28 +108,44 @@ class Runner:
         return False
 
     def drain(self) -> int:
-        """Do everything waiting; returns how many steps were taken."""
+        """Do everything waiting, then sweep; returns how many steps were taken."""
         steps = 0
         while self.step():
             steps += 1
+        self.sweep()
         return steps
+
+    def sweep(self) -> list[str]:
+        """Delete what ended scenarios and jobs left in the enclave (see :mod:`gateway.sweep`)."""
+        return sweep(self.enclave, self.control, ACTOR)
 
     def run(self, job: JobRecord) -> None:
         """Run one claimed job to its outcome; nothing it raises escapes the runner."""
         try:
-            scenario = runnable(self.control, principal_of(self.control, job.submitter_id), job.scenario_id)
-            policy = scenario_policy(scenario, self.enclave.catalog)
-            if job.kind in ("verification", "consent"):
-                self.answers.run(job, policy)
-                return
-            outcome = self._execute(job, scenario, policy)
-        except GatewayError as exc:
+            self._run(job)
+        except GatewayError as exc:  # the scenario or its authorization no longer allows it
             advance(self.control, job.id, "closed", expected=("running",), reason=str(exc), rule=exc.rule)
-            return
-        except VeilboxError as exc:
+        except Exception as exc:  # one job must never stop the runner: it fails, logged
             _log.exception("job %s failed", job.id)
-            advance(self.control, job.id, "failed", expected=("running",), reason=str(exc), rule=None)
+            reason = (
+                str(exc)
+                if isinstance(exc, VeilboxError)
+                else f"internal error ({type(exc).__name__}); logged"
+            )
+            self.enclave.ledger.append(ACTOR, "job.failed", job.id, {"reason": reason})
+            if advance(self.control, job.id, "failed", expected=("running",), reason=reason, rule=None):
+                self._discard(job.id)
+
+    def _run(self, job: JobRecord) -> None:
+        scenario = runnable(self.control, principal_of(self.control, job.submitter_id), job.scenario_id)
+        policy = policy_of(scenario, self.enclave.catalog)
+        if job.kind in ("verification", "consent"):
+            self.answers.run(job, policy)
             return
+        if job.kind == "psi":
+            self.matching.run(job, max(d.level for d in policy.datasets.values()))
+            return
+        outcome = self._execute(job, scenario, policy)
         if outcome.status != "quarantined" or outcome.result is None:
             status: Status = "refused" if outcome.status == "refused" else "failed"
             advance(
@@ -251,12 +273,16 @@ def serve(workdir: Path, url: str | None, stop: Event, wake: Event | None) -> No
     """The runner process's loop: work while there is work, then sleep until woken or idle."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s runner %(levelname)s %(message)s")
     runner = Runner.open(workdir, url=url)
+    swept = time.monotonic()
     try:
         while not stop.is_set():
             if wake is not None:
                 wake.clear()  # cleared before looking, so a wake-up during the look is kept
             if runner.step():
                 continue
+            if time.monotonic() - swept > SWEEP_SECONDS:
+                runner.sweep()
+                swept = time.monotonic()
             if wake is not None:
                 wake.wait(IDLE_SECONDS)
             else:

@@ -8,6 +8,7 @@
       releases/JOB/         released artifacts (result files, manifest, signature)
       release.pub           the platform's release-verification key (a vkey line)
       inputs.pub            the enclave's key for sealing raw inputs (x25519:BASE64)
+      psi/JOB/              a PSI job's blinded messages: the enclave's request, the reply
       credentials.json      tokens the demo made, for continuing by hand (demo only)
 
 The enclave's own files (``enclave/``, ``catalog.sqlite``, ``budget.sqlite``,
@@ -44,6 +45,14 @@ class Layout:
     @property
     def input_key(self) -> Path:
         return self.root / "inputs.pub"
+
+    @property
+    def psi(self) -> Path:
+        return self.root / "psi"
+
+    @property
+    def control(self) -> Path:
+        return self.root / "control.sqlite"
 
     @property
     def consents(self) -> Path:

@@ -106,7 +106,7 @@ def ingest(enclave: Enclave, request: IngestRequest) -> IngestReport:
     raw = table
     table, pseudonymized = _pseudonymize(enclave, raw, columns)
     columns = tuple(_as_stored(c, pseudonymized) for c in columns)
-    content_hash = _content_hash(table)
+    content_hash = content_hash_of(table)
     dataset = _checked(
         lambda: Dataset(
             name=name,
@@ -126,7 +126,7 @@ def ingest(enclave: Enclave, request: IngestRequest) -> IngestReport:
     try:
         with enclave.vault.transaction():
             added = _store_raw(enclave, raw, pseudonymized)
-            _write_dataset(staging, name, table)
+            write_dataset(staging, name, table)
             enclave.ledger.append(
                 actor,
                 "dataset.deidentified",
@@ -138,14 +138,14 @@ def ingest(enclave: Enclave, request: IngestRequest) -> IngestReport:
                 },
             )
             registered = _checked(lambda: enclave.catalog.register(dataset, actor))
-            _publish(enclave, staging, final, actor)
+            publish_dataset(enclave, staging, final, actor)
     finally:
         staging.unlink(missing_ok=True)
     return IngestReport(registered, reports, pseudonymized, added)
 
 
-def _publish(enclave: Enclave, staging: Path, final: Path, actor: str) -> None:
-    """Make the dataset file visible; if that fails, withdraw the registration just made."""
+def publish_dataset(enclave: Enclave, staging: Path, final: Path, actor: str) -> None:
+    """Make the dataset file visible; if that fails, withdraw the registration just made (IngestError)."""
     try:
         os.replace(staging, final)
     except OSError as exc:
@@ -323,7 +323,8 @@ def _store_raw(enclave: Enclave, raw: pa.Table, pseudonymized: Mapping[str, str]
     return added
 
 
-def _write_dataset(path: Path, name: str, table: pa.Table) -> None:
+def write_dataset(path: Path, name: str, table: pa.Table) -> None:
+    """Write ``table`` as the one table ``name`` of a new DuckDB file at ``path``, synced."""
     path.unlink(missing_ok=True)
     con = duckdb.connect(str(path))
     try:
@@ -340,7 +341,8 @@ def _write_dataset(path: Path, name: str, table: pa.Table) -> None:
         os.close(fd)
 
 
-def _content_hash(table: pa.Table) -> str:
+def content_hash_of(table: pa.Table) -> str:
+    """The SHA-256 of the table's Arrow IPC stream: the content hash the catalog records."""
     sink = pa.BufferOutputStream()
     with pa.ipc.new_stream(sink, table.schema) as writer:
         writer.write_table(table.combine_chunks())

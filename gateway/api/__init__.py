@@ -9,6 +9,7 @@ every error is an RFC 9457 problem.
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -16,18 +17,29 @@ from pathlib import Path
 from fastapi import FastAPI, Request, Response
 
 from gateway import runner
-from gateway.api import answers, catalog, control, jobs, ledger, problems, reviews
+from gateway.api import answers, catalog, control, jobs, ledger, matching, problems, reviews
 from gateway.api.platform import Platform
 
 MAX_BODY_BYTES = 1 << 20
 """The largest request body accepted (the longest SQL is 100,000 characters)."""
+MAX_REPLY_BYTES = 256 << 20
+"""The largest PSI reply: a raw setup is 35 bytes an item, a response 33 bytes an enclave record."""
+BINARY_PATH = re.compile(r"/v1/psi/[A-Za-z0-9_-]{1,64}/reply")
 _SECURITY_HEADERS = {
     "X-Content-Type-Options": "nosniff",
     "Cache-Control": "no-store",
     "Referrer-Policy": "no-referrer",
     "X-Frame-Options": "DENY",
 }
-ROUTERS = (*control.ROUTERS, jobs.router, answers.router, reviews.router, ledger.router, catalog.router)
+ROUTERS = (
+    *control.ROUTERS,
+    jobs.router,
+    answers.router,
+    matching.router,
+    reviews.router,
+    ledger.router,
+    catalog.router,
+)
 
 
 def create_app(workdir: Path, *, url: str | None = None, start_runner: bool = True) -> FastAPI:
@@ -79,19 +91,24 @@ def create_app(workdir: Path, *, url: str | None = None, start_runner: bool = Tr
 
 
 def _refuse_body(request: Request) -> Response | None:
-    """Refuse a body that is too large, of unannounced size or not JSON before anything reads it."""
+    """Refuse a body that is too large, of unannounced size or of the wrong type before anything
+    reads it: JSON everywhere, except the binary PSI reply (larger, ``application/octet-stream``)."""
     if request.method not in ("POST", "PUT", "PATCH"):
         return None
+    binary = BINARY_PATH.fullmatch(request.url.path) is not None
+    limit, expected = (
+        (MAX_REPLY_BYTES, "application/octet-stream") if binary else (MAX_BODY_BYTES, "application/json")
+    )
     length = request.headers.get("content-length")
     if length is None and "transfer-encoding" in request.headers:
         # A chunked body announces no size, so neither limit below could be checked up front.
         detail = "send the body with a Content-Length header, not in chunks"
         return problems.problem(411, "Length required", detail, "G-SIZE", request.url.path)
-    if length is not None and (not length.isdigit() or int(length) > MAX_BODY_BYTES):
-        detail = f"the request body must be at most {MAX_BODY_BYTES} bytes"
+    if length is not None and (not length.isdigit() or int(length) > limit):
+        detail = f"the request body must be at most {limit} bytes"
         return problems.problem(413, "Request body too large", detail, "G-SIZE", request.url.path)
     media = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if length not in (None, "0") and media != "application/json":
-        detail = f"send the body as application/json, not {media or 'no content type'}"
+    if length not in (None, "0") and media != expected:
+        detail = f"send the body as {expected}, not {media or 'no content type'}"
         return problems.problem(415, "Unsupported media type", detail, "G-MEDIA", request.url.path)
     return None

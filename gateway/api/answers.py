@@ -20,6 +20,7 @@ from gateway.api.platform import Platform
 from gateway.control import Principal
 
 router = APIRouter(tags=["verification"])
+WORKING = ("queued", "running", "receiving")
 WAIT_SECONDS = 10.0
 """How long a call waits for the runner's answer before returning the queued job."""
 
@@ -78,9 +79,10 @@ class ConsentRequest(BaseModel):
     issuer: str = Label
 
 
-def _submit(
+def submit(
     services: Platform, caller: Principal, scenario_id: str, spec: jobs.Spec, response: Response
 ) -> Any:
+    """Submit a job the enclave answers directly, and wait briefly for its answer."""
     job = jobs.submit(
         services.control,
         services.catalog,
@@ -89,13 +91,18 @@ def _submit(
         spec,
         seal_to=services.layout.input_public_key(),
     )
+    return settle(services, caller, job, response)
+
+
+def settle(services: Platform, caller: Principal, job: jobs.JobRecord, response: Response) -> Any:
+    """Wake the runner and wait briefly for the job's turn: 200 with its outcome, or 202 while queued."""
     services.wake()
     if services.runner_alive():
         deadline = time.monotonic() + WAIT_SECONDS
-        while job.status in ("queued", "running") and time.monotonic() < deadline:
+        while job.status in WORKING and time.monotonic() < deadline:
             time.sleep(0.01)
             job = jobs.get_job(services.control, caller, job.id)
-    response.status_code = 202 if job.status in ("queued", "running") else 200
+    response.status_code = 202 if job.status in WORKING else 200
     response.headers["Location"] = f"/v1/jobs/{job.id}"
     return job.to_json()
 
@@ -110,7 +117,7 @@ def ask(body: VerificationRequest, caller: Caller, services: Services, response:
     """``status`` ``answered`` with ``outcome.answer`` true or false, or ``refused`` with its rule
     (no consent in force, rate limit, unknown template, malformed subject)."""
     spec = jobs.VerificationSpec(body.template, body.subject, dict(body.params))
-    return _submit(services, caller, body.scenario_id, spec, response)
+    return submit(services, caller, body.scenario_id, spec, response)
 
 
 @router.post(
@@ -129,4 +136,4 @@ def consent(body: ConsentRequest, caller: Caller, services: Services, response: 
         evidence=body.evidence,
         issuer=body.issuer,
     )
-    return _submit(services, caller, body.scenario_id, spec, response)
+    return submit(services, caller, body.scenario_id, spec, response)

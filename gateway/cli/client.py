@@ -97,6 +97,11 @@ class Client:
         """The raw body of a GET (a released file)."""
         return self._send("GET", path).content
 
+    def upload(self, path: str, data: bytes) -> Any:
+        """POST a binary body; returns the decoded JSON answer."""
+        headers = {"Content-Type": "application/octet-stream"}
+        return self._send("POST", path, content=data, headers=headers).json()
+
     def settle(self) -> None:
         """Let the job runner do what the last call left waiting.
 

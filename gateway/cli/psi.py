@@ -24,12 +24,14 @@ import json
 import os
 import stat
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
 from deid.errors import PsiError
 from deid.psi import ClientState, PsiClient, PsiServer, inspect_request, pack_reply
+from gateway.cli.client import Client, command
+from gateway.cli.work import WORKING, show_job, succeeded, wait_for
 
 psi_app = typer.Typer(
     no_args_is_help=True,
@@ -110,21 +112,56 @@ def serve_list_command(
 ) -> None:
     """Answer the enclave's request over your list with a fresh key, setup and response in one file."""
     request = enclave_request.read_bytes()
+    reply, size, served = answer_request(_read_items(items, column), request, max_request, workers)
+    out.write_bytes(reply)
+    typer.echo(f"answered the enclave's request for {size:,} records over your {served:,} identifiers: {out}")
+
+
+def answer_request(
+    items: list[str], request: bytes, max_request: int, workers: int
+) -> tuple[bytes, int, int]:
+    """The reply to the enclave's request over ``items`` (an exact setup and the response), the
+    request's size and how many distinct items answered it."""
     info = inspect_request(request)
     if info.size > max_request:
         raise PsiError(f"the enclave's request holds {info.size:,} items, over --max-request {max_request:,}")
-    server = PsiServer(
-        _read_items(items, column),
-        reveal_intersection=info.reveal_intersection,
-        structure="raw",
-        workers=workers,
-    )
+    server = PsiServer(items, reveal_intersection=info.reveal_intersection, structure="raw", workers=workers)
     setup = server.setup(info.size)
-    out.write_bytes(pack_reply(setup, server.respond(request)))
-    typer.echo(
-        f"answered the enclave's request for {info.size:,} records over your {server.size:,} "
-        f"identifiers: {out}"
-    )
+    return pack_reply(setup, server.respond(request)), info.size, server.size
+
+
+@command(psi_app, "match", render=show_job, check=succeeded)
+def match_command(
+    api: Client,
+    scenario: Annotated[str, typer.Option(help="The approved scenario that offers PSI.")],
+    items: Items,
+    column: ItemColumn,
+    domain: Annotated[str, typer.Option(help="enterprise or person.")] = "enterprise",
+    max_request: Annotated[
+        int, typer.Option(min=0, help="Refuse requests for more enclave records.")
+    ] = 5_000_000,
+    workers: Workers = CPUS,
+) -> Any:
+    """Let the enclave find its records on your list, through the API; your list stays here.
+
+    The matched records become a dataset of the scenario (named in the job's outcome) that
+    aggregate jobs can join; how many matched is not shown to you.
+    """
+    identifiers = _read_items(items, column)
+    job = _turn(api, api.request("POST", "/v1/psi", json={"scenario_id": scenario, "domain": domain}))
+    if job["status"] != "awaiting_reply":
+        return job
+    request = api.download(f"/v1/psi/{job['id']}/request")
+    reply, _, _ = answer_request(identifiers, request, max_request, workers)
+    return _turn(api, api.upload(f"/v1/psi/{job['id']}/reply", reply))
+
+
+def _turn(api: Client, job: dict[str, Any]) -> dict[str, Any]:
+    """The job once the runner has taken its turn."""
+    if job["status"] not in WORKING:
+        return job
+    api.settle()
+    return wait_for(api, job["id"], 600.0)
 
 
 def _read_items(path: Path, column: str) -> list[str]:

@@ -52,7 +52,15 @@ from gateway.control.schema import (
 from gateway.errors import Conflict, Forbidden, InvalidRequest
 
 DEFAULT_TERM_YEARS = 3
-OPEN_JOB_STATUSES = ("queued", "running", "pending_review", "approved", "returned")
+OPEN_JOB_STATUSES = (
+    "queued",
+    "running",
+    "pending_review",
+    "approved",
+    "returned",
+    "awaiting_reply",
+    "receiving",
+)
 """Job states a revocation closes: everything not yet finished or released."""
 OPEN_SCENARIO_STATUSES = ("applied", "approved")
 

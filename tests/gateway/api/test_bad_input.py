@@ -284,6 +284,7 @@ def _probes(world: World) -> dict[str, Probe]:
             {**subject, "template": "V-CAPITAL-AT-LEAST"},
         ),
         ("consent", "/v1/consents", "/v1/consents", "developer", consent),
+        ("psi", "/v1/psi", "/v1/psi", "developer", {"scenario_id": governance, "domain": "enterprise"}),
         (
             "decision",
             "/v1/reviews/{job_id}/decisions",
@@ -321,6 +322,7 @@ MODELS = (
     "job",
     "verification",
     "consent",
+    "psi",
     "decision",
     "mitigation",
     "consistency",
@@ -332,9 +334,24 @@ def test_every_operation_with_a_body_is_probed(world: World) -> None:
     assert sorted(probes) == sorted(MODELS)
     document = world.client.get("/openapi.json").json()
     with_body = {
-        path for path, item in document["paths"].items() for op in item.values() if "requestBody" in op
+        path
+        for path, item in document["paths"].items()
+        for op in item.values()
+        if "application/json" in op.get("requestBody", {}).get("content", {})
     }
     assert {probe.route for probe in probes.values()} == with_body
+
+
+def test_the_binary_psi_reply_refuses_json_and_unknown_jobs(world: World) -> None:
+    since = ledger_size(world)
+    as_json = world.client.post("/v1/psi/job_x/reply", json={"a": 1}, headers=world.headers("developer"))
+    assert_problem(as_json, 415, "G-MEDIA")
+    binary = {**world.headers("developer"), "Content-Type": "application/octet-stream"}
+    assert_problem(world.client.post("/v1/psi/job_x/reply", content=b"x", headers=binary), 404, "G-TENANT")
+    assert_problem(
+        world.client.get("/v1/psi/job_x/request", headers=world.headers("developer")), 404, "G-TENANT"
+    )
+    assert _writes_since(world, since) == []
 
 
 @pytest.mark.parametrize("model", MODELS)

@@ -48,6 +48,8 @@ DOCS = ("/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc")
 class Call:
     path: str
     body: dict[str, Any] | None = None
+    content: bytes | None = None
+    """A binary body (the PSI reply), sent as application/octet-stream instead of ``body``."""
 
 
 @dataclass
@@ -61,6 +63,7 @@ class Matrix:
     pending: str
     spare: list[str]
     verify: str
+    psi: str = ""
     actors: dict[str, str] = field(default_factory=dict)
     bad: dict[str, dict[str, str]] = field(default_factory=dict)
 
@@ -110,6 +113,14 @@ class Matrix:
 
     def checkpoint(self) -> str:
         return str(self.world.get("/v1/ledger/checkpoint", "auditor")["checkpoint"])
+
+    def psi_request(self) -> str:
+        """A fresh PSI job of the governance tenant, waiting for the operator's reply."""
+        job = self.world.post(
+            "/v1/psi", {"scenario_id": self.verify, "domain": "enterprise"}, "developer", 200
+        )
+        assert job["status"] == "awaiting_reply", job
+        return str(job["id"])
 
 
 def application(world: World) -> dict[str, Any]:
@@ -374,6 +385,17 @@ ROWS: tuple[Row, ...] = (
         may_queue=True,
     ),
     Row("POST", "/v1/consents", _answer("/v1/consents", **CONSENT), TENANT, OTHER, may_queue=True),
+    # PSI: the tenant's developers and operator start a match, fetch the request, send the reply
+    Row("POST", "/v1/psi", _answer("/v1/psi", domain="enterprise"), TENANT, OTHER, may_queue=True),
+    Row("GET", "/v1/psi/{job_id}/request", lambda m, s: Call(f"/v1/psi/{m.psi}/request"), TENANT, OTHER),
+    Row(
+        "POST",
+        "/v1/psi/{job_id}/reply",
+        lambda m, s: Call(f"/v1/psi/{m.psi_request() if s else m.psi}/reply", content=b"not a reply"),
+        TENANT,
+        OTHER,
+        may_queue=True,
+    ),
     # the ledger: auditors and the authority
     Row("GET", "/v1/ledger/checkpoint", fixed("/v1/ledger/checkpoint"), SEES_ALL),
     Row("GET", "/v1/ledger/entries", fixed("/v1/ledger/entries?start=0&stop=5"), SEES_ALL),
@@ -404,6 +426,7 @@ def matrix(world: World) -> Matrix:
     *spare, pending, released = pending_results(world, 6)
     release(world, released)
     built = Matrix(world, released, pending, spare, _verification_scenario(world))
+    built.psi = built.psi_request()
     built.actors = {role: world.get("/v1/me", role)["user_id"] for role in ROLES}
     built.bad = {"missing": {}, "garbage": {"Authorization": f"Bearer vbx_{secrets.token_urlsafe(32)}"}}
     for kind in ("revoked", "expired", "deactivated"):
@@ -423,7 +446,7 @@ def _verification_scenario(world: World) -> str:
     body = {
         **application(world),
         "datasets": {"enterprises": ["uscc", "registered_capital"]},
-        "output_forms": ["verification"],
+        "output_forms": ["verification", "psi"],
         "privacy_unit": None,
     }
     applied = world.post("/v1/scenarios", body, "operator")
@@ -446,6 +469,9 @@ def _send(m: Matrix, row: Row, who: str, call: Call) -> Any:
     headers = m.bad[who] if who in BAD_TOKENS else m.world.headers(who)
     if row.method == "GET":
         return m.world.client.get(call.path, headers=headers)
+    if call.content is not None:
+        binary = {**headers, "Content-Type": "application/octet-stream"}
+        return m.world.client.post(call.path, content=call.content, headers=binary)
     return m.world.client.post(call.path, json=call.body or {}, headers=headers)
 
 
