@@ -311,6 +311,20 @@ class PsiServer:
         return bytes(Response(encrypted_elements=blinded).SerializeToString())
 
 
+def answer_request(
+    items: Iterable[str], request: bytes, max_request: int, workers: int = 1
+) -> tuple[bytes, int, int]:
+    """Answer another party's request over ``items`` with an exact (``raw``) setup, as the
+    server: the packed reply (:func:`pack_reply`), the request's size, and how many distinct
+    items answered it. Refuses (PsiError) a request for more than ``max_request`` items."""
+    info = inspect_request(request)
+    if info.size > max_request:
+        raise PsiError(f"the request holds {info.size:,} items, over the limit of {max_request:,}")
+    server = PsiServer(items, reveal_intersection=info.reveal_intersection, structure="raw", workers=workers)
+    setup = server.setup(info.size)
+    return pack_reply(setup, server.respond(request)), info.size, server.size
+
+
 def pack_reply(setup: bytes, response: bytes) -> bytes:
     """A server's setup and response as one message, ``Reply { bytes setup = 1; bytes response = 2; }``."""
     return bytes(_Reply(setup=setup, response=response).SerializeToString())

@@ -27,6 +27,7 @@ from rich.console import Console
 from rich.panel import Panel
 from rich.table import Table
 
+from deid.psi import answer_request
 from gateway._demo_audit import tamper, verify_offline
 from gateway.api import create_app
 from gateway.control import ControlPlane, bootstrap, control_url
@@ -69,7 +70,7 @@ SCENARIOS: dict[str, dict[str, Any]] = {
             "enterprises": ["uscc", "industry", "district", "registered_capital", "employee_count"],
             "social_insurance": ["resident_id", "employer_uscc", "base_salary"],
         },
-        "output_forms": ["aggregate", "verification"],
+        "output_forms": ["aggregate", "verification", "psi"],
         "privacy_unit": None,
         "requested_epsilon": 1.0,
         "terms": {"epsilon": 1.0, "query_epsilon": 0.5, "allow_dp": False, "min_cell": 10},
@@ -116,10 +117,11 @@ class Story:
     tokens: dict[str, str] = field(default_factory=dict)
     scenarios: dict[str, str] = field(default_factory=dict)
 
+    def headers(self, role: str) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.tokens[role]}"}
+
     def call(self, method: str, path: str, role: str, body: dict[str, Any] | None = None) -> Any:
-        response = self.client.request(
-            method, path, json=body, headers={"Authorization": f"Bearer {self.tokens[role]}"}
-        )
+        response = self.client.request(method, path, json=body, headers=self.headers(role))
         if response.status_code >= 400:
             problem = response.json()
             raise RuntimeError(f"{method} {path} as {role}: {problem['rule']}: {problem['detail']}")
@@ -143,7 +145,8 @@ def run(workdir: Path, rows: int, force: bool) -> None:
             _enrol(story)
             _authorize(story)
             _develop(story)
-            jobs = _submit(story)
+            matched = _match(story, workdir / "city")
+            jobs = _submit(story, [*SUBMISSIONS, _matched_query(matched)])
             _review(story, jobs)
             released = _release(story, jobs, workdir / "downloads")
             _verify(story, workdir / "city")
@@ -158,7 +161,7 @@ def run(workdir: Path, rows: int, force: bool) -> None:
         )
     finally:
         runner.close()
-    console.rule("11. Tampering with the ledger is caught")
+    console.rule("12. Tampering with the ledger is caught")
     tamper(workdir, platform / "ledger", auditor, console)
     console.print(
         f"Continue by hand: veilbox --workdir {platform} job list --token <developer token from "
@@ -272,10 +275,46 @@ def _develop(story: Story) -> None:
     story.console.print(f"[{mock['marker']}] {len(mock['rows'])} rows, e.g. {mock['rows'][:2]}")
 
 
-def _submit(story: Story) -> list[tuple[str, dict[str, Any]]]:
-    story.console.rule("6. Submissions: checked before any data is touched, run in isolated workers")
+def _match(story: Story, city: Path) -> str:
+    story.console.rule("6. PSI: the enclave finds which enterprises are on a bank's customer list")
+    path = str(city / "enterprises.parquet")
+    known = duckdb.execute("SELECT uscc FROM read_parquet(?) ORDER BY uscc DESC", [path]).fetchall()
+    # The bank's list: some firms of the city and some registered elsewhere; it never leaves the bank.
+    customers = [r[0] for r in known[: max(20, len(known) // 10)]] + [
+        f"91110000MA0{i:05d}X0" for i in range(50)
+    ]
+    body = {"scenario_id": story.scenarios["finance"], "domain": "enterprise"}
+    job = story.call("POST", "/v1/psi", "developer", body)
+    story.runner.drain()
+    request = story.client.get(f"/v1/psi/{job['id']}/request", headers=story.headers("developer")).content
+    reply, size, served = answer_request(customers, request, 5_000_000)
+    story.client.post(
+        f"/v1/psi/{job['id']}/reply",
+        content=reply,
+        headers={**story.headers("developer"), "Content-Type": "application/octet-stream"},
+    )
+    story.runner.drain()
+    done = story.call("GET", f"/v1/jobs/{job['id']}", "developer")
+    story.console.print(
+        f"the bank answered the enclave's blinded request for {size:,} records over its {served:,} customers "
+        f"on its own machine; the matched records are now dataset {done['outcome']['dataset']} of the "
+        "scenario — how many matched is recorded in the ledger, not told to the bank"
+    )
+    return str(done["outcome"]["dataset"])
+
+
+def _matched_query(dataset: str) -> tuple[str, str, str, bool]:
+    sql = (
+        f"SELECT e.district, COUNT(*) AS firms "  # noqa: S608 (the name is the platform's own)
+        f"FROM enterprises e JOIN {dataset} m ON e.uscc = m.uscc GROUP BY e.district"
+    )
+    return ("finance", "the bank's matched customers by district", sql, False)
+
+
+def _submit(story: Story, submissions: list[tuple[str, str, str, bool]]) -> list[tuple[str, dict[str, Any]]]:
+    story.console.rule("7. Submissions: checked before any data is touched, run in isolated workers")
     submitted = []
-    for scenario, title, sql, dp in SUBMISSIONS:
+    for scenario, title, sql, dp in submissions:
         body = {"scenario_id": story.scenarios[scenario], "sql": sql, "dp": dp}
         submitted.append((title, story.call("POST", "/v1/jobs", "developer", body)))
     story.runner.drain()
@@ -292,7 +331,7 @@ def _submit(story: Story) -> list[tuple[str, dict[str, Any]]]:
 
 
 def _review(story: Story, jobs: list[tuple[str, dict[str, Any]]]) -> None:
-    story.console.rule("7. Outbound review (出域审核): checks rule by rule, two reviewers for level-3 data")
+    story.console.rule("8. Outbound review (出域审核): checks rule by rule, two reviewers for level-3 data")
     table = Table("query", "checks", "decisions", "state")
     for title, job in jobs:
         if job["status"] != "pending_review":
@@ -322,7 +361,7 @@ def _decide(story: Story, job_id: str, role: str, decision: str, reason: str) ->
 
 
 def _release(story: Story, jobs: list[tuple[str, dict[str, Any]]], downloads: Path) -> list[str]:
-    story.console.rule("8. Approved results are released as signed artifacts; the developer verifies one")
+    story.console.rule("9. Approved results are released as signed artifacts; the developer verifies one")
     story.runner.drain()
     keys = story.call("GET", "/v1/keys", "auditor")
     released = []
@@ -345,7 +384,7 @@ def _release(story: Story, jobs: list[tuple[str, dict[str, Any]]], downloads: Pa
 
 
 def _verify(story: Story, city: Path) -> None:
-    story.console.rule("9. Verification (核验): one yes/no answer about a consenting enterprise")
+    story.console.rule("10. Verification (核验): one yes/no answer about a consenting enterprise")
     # The bank knows its applicants' credit codes; here they come from the city's own files.
     firms = duckdb.execute(
         "SELECT uscc, registered_capital FROM read_parquet(?) ORDER BY uscc LIMIT 2",
@@ -388,7 +427,7 @@ def _answer(story: Story, path: str, body: dict[str, Any]) -> Any:
 
 def _audit(story: Story, auditor: Path, released: list[str]) -> None:
     story.console.rule(
-        "10. The auditor proves a release's ledger entry and verifies the whole ledger offline"
+        "11. The auditor proves a release's ledger entry and verifies the whole ledger offline"
     )
     key = PublicKey.from_vkey((auditor / "ledger.vkey").read_text())
     if released:

@@ -42,6 +42,7 @@ from gateway.sweep import sweep
 from gateway.workdir import Layout
 from ledger.errors import VeilboxError
 from outbound_review import Gate, ReviewRefused, SourceDataset, Submission
+from sandbox.catalog import Tag
 from sandbox.enclave import Enclave
 from sandbox.errors import SandboxError
 from sandbox.jobs import JobOutcome, QueryJob, run_query
@@ -143,7 +144,7 @@ class Runner:
             self.answers.run(job, policy)
             return
         if job.kind == "psi":
-            self.matching.run(job, max(d.level for d in policy.datasets.values()))
+            self.matching.run(job, _domain_level(policy, job.spec["domain"]))
             return
         outcome = self._execute(job, scenario, policy)
         if outcome.status != "quarantined" or outcome.result is None:
@@ -162,7 +163,8 @@ class Runner:
         if not advance(self.control, job.id, "running", expected=("running",)):
             self._discard(job.id)  # closed while it ran: the result is never reviewed
             return
-        item = self.gate.admit(self._submission(job, scenario, policy), table, meta)
+        read = meta.get("tables") or sorted(policy.datasets)
+        item = self.gate.admit(self._submission(job, scenario, policy, read), table, meta)
         if not advance(
             self.control,
             job.id,
@@ -229,10 +231,13 @@ class Runner:
             ),
         )
 
-    def _submission(self, job: JobRecord, scenario: Scenario, policy: ScenarioPolicy) -> Submission:
+    def _submission(
+        self, job: JobRecord, scenario: Scenario, policy: ScenarioPolicy, tables: list[str]
+    ) -> Submission:
+        """What the gate needs about a result; its sources are the datasets the job read."""
         sources = tuple(
             SourceDataset(d.name, d.level, d.content_hash, d.row_count)
-            for d in (self.enclave.catalog.get(name) for name in sorted(policy.datasets))
+            for d in (self.enclave.catalog.get(name) for name in sorted(tables))
         )
         return Submission(
             job_id=job.id,
@@ -267,6 +272,17 @@ def _declared_bounds(job: JobRecord, policy: ScenarioPolicy) -> dict[str, list[f
             if declared.lower is not None and declared.upper is not None:
                 expected[output.name] = [declared.lower, declared.upper]
     return expected
+
+
+def _domain_level(policy: ScenarioPolicy, domain: str) -> int:
+    """The highest classification of the scenario's datasets that identify the PSI's domain:
+    a match of them is as sensitive as they are."""
+    levels = [
+        d.level
+        for d in policy.datasets.values()
+        if any(c.tag is Tag.IDENTIFIER and c.join_domain == domain for c in d.columns)
+    ]
+    return max(levels, default=max(d.level for d in policy.datasets.values()))
 
 
 def serve(workdir: Path, url: str | None, stop: Event, wake: Event | None) -> None:

@@ -29,7 +29,7 @@ from typing import Annotated, Any
 import typer
 
 from deid.errors import PsiError
-from deid.psi import ClientState, PsiClient, PsiServer, inspect_request, pack_reply
+from deid.psi import ClientState, PsiClient, answer_request
 from gateway.cli.client import Client, command
 from gateway.cli.work import WORKING, show_job, succeeded, wait_for
 
@@ -115,19 +115,6 @@ def serve_list_command(
     reply, size, served = answer_request(_read_items(items, column), request, max_request, workers)
     out.write_bytes(reply)
     typer.echo(f"answered the enclave's request for {size:,} records over your {served:,} identifiers: {out}")
-
-
-def answer_request(
-    items: list[str], request: bytes, max_request: int, workers: int
-) -> tuple[bytes, int, int]:
-    """The reply to the enclave's request over ``items`` (an exact setup and the response), the
-    request's size and how many distinct items answered it."""
-    info = inspect_request(request)
-    if info.size > max_request:
-        raise PsiError(f"the enclave's request holds {info.size:,} items, over --max-request {max_request:,}")
-    server = PsiServer(items, reveal_intersection=info.reveal_intersection, structure="raw", workers=workers)
-    setup = server.setup(info.size)
-    return pack_reply(setup, server.respond(request)), info.size, server.size
 
 
 @command(psi_app, "match", render=show_job, check=succeeded)

@@ -213,7 +213,7 @@ def test_the_cli_round_trip_against_a_real_enclave(
     assert list(match.pseudonyms) == sorted(enclave.pseudonymizer.pseudonym(u, DOMAIN) for u in usccs[:25])
 
     refused = runner.invoke(app, [*serve, "--max-request", "10"])
-    assert isinstance(refused.exception, PsiError) and "--max-request" in str(refused.exception)
+    assert isinstance(refused.exception, PsiError) and "over the limit of 10" in str(refused.exception)
     state.chmod(0o644)
     too_open = runner.invoke(app, answer)
     assert isinstance(too_open.exception, PsiError) and "chmod 600" in str(too_open.exception)

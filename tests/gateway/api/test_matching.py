@@ -10,7 +10,7 @@ from typing import Any
 import duckdb
 import pytest
 
-from gateway.cli.psi import answer_request
+from deid.psi import answer_request
 from gateway.runner import Runner
 from tests.gateway.api.conftest import World, running_world
 
