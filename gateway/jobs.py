@@ -18,17 +18,26 @@ from __future__ import annotations
 
 import base64
 import hashlib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime
 from typing import Any, Literal
 
 from sqlalchemy import RowMapping, insert, select, update
 
+from deid.errors import DeidError
+from deid.generalize import Generalization, step_from_json
 from deid.seal import seal
 from gateway.control import ControlPlane, Principal, Role, schema
 from gateway.control.identity import invisible, require_role, tenant_filter
-from gateway.control.scenarios import Scenario, dp_config, get_scenario, runnable, scenario_policy
+from gateway.control.scenarios import (
+    Scenario,
+    check_parameters,
+    dp_config,
+    get_scenario,
+    runnable,
+    scenario_policy,
+)
 from gateway.errors import Conflict, InvalidRequest
 from sandbox.catalog import Catalog
 from sandbox.errors import PolicyViolation
@@ -37,7 +46,7 @@ from sandbox.mock import MockResult, run_mock
 from sandbox.models import MODELS, check_features
 from sandbox.policy import MAX_SQL_CHARS, ScenarioPolicy, check_query
 
-Kind = Literal["sql", "model", "verification", "consent", "psi"]
+Kind = Literal["sql", "model", "verification", "consent", "psi", "record"]
 Status = Literal[
     "queued",
     "running",
@@ -110,7 +119,18 @@ class PsiSpec:
     domain: str
 
 
-Spec = SqlSpec | ModelSpec | VerificationSpec | ConsentSpec | PsiSpec
+@dataclass(frozen=True)
+class RecordSpec:
+    """A k-anonymous extract of one dataset's columns; ``ladders`` maps a column to its
+    generalization steps (``deid.generalize`` JSON), finest first."""
+
+    dataset: str
+    columns: tuple[str, ...]
+    ladders: Mapping[str, Sequence[Mapping[str, Any]]] | None = None
+    max_suppression: float = 0.05
+
+
+Spec = SqlSpec | ModelSpec | VerificationSpec | ConsentSpec | PsiSpec | RecordSpec
 SEALED = (VerificationSpec, ConsentSpec)
 """Specs naming a subject by its raw identifier: it is sealed to the enclave before it is stored."""
 
@@ -350,6 +370,20 @@ def scenario_of(cp: ControlPlane, actor: Principal, job: JobRecord) -> Scenario:
 
 def _validated(scenario: Scenario, spec: Spec) -> tuple[Kind, dict[str, Any]]:
     forms = set(scenario.output_forms)
+    if isinstance(spec, RecordSpec):
+        if "record" not in forms or check_parameters(scenario).k is None:
+            raise InvalidRequest(
+                "G-INPUT", f"scenario {scenario.id} does not offer record-level products with a k to reach"
+            )
+        if not 0.0 <= spec.max_suppression <= 0.2:
+            raise InvalidRequest("G-INPUT", "max_suppression must be a share from 0 to 0.2")
+        ladders = {column: [dict(step) for step in steps] for column, steps in (spec.ladders or {}).items()}
+        try:
+            record_ladders(ladders)
+        except DeidError as exc:
+            raise InvalidRequest("G-INPUT", f"ladders: {exc}") from None
+        body = {"dataset": spec.dataset, "columns": list(spec.columns), "ladders": ladders}
+        return "record", {**body, "max_suppression": spec.max_suppression}
     if isinstance(spec, PsiSpec):
         if "psi" not in forms:
             raise InvalidRequest("G-INPUT", f"scenario {scenario.id} does not offer private set intersection")
@@ -393,6 +427,15 @@ def _validated(scenario: Scenario, spec: Spec) -> tuple[Kind, dict[str, Any]]:
     body = asdict(spec)
     body["hyperparameters"] = dict(spec.hyperparameters or {})
     return "model", body
+
+
+def record_ladders(data: Mapping[str, Sequence[Mapping[str, Any]]]) -> dict[str, list[Generalization]]:
+    """Generalization ladders from their JSON; DeidError names a step that is not one."""
+    ladders = {column: [step_from_json(step) for step in steps] for column, steps in data.items()}
+    for column, steps in ladders.items():
+        if any(step.column != column for step in steps):
+            raise DeidError(f"every step of the ladder of {column!r} must generalize {column!r}")
+    return ladders
 
 
 def _check_sql(sql: str) -> None:

@@ -36,7 +36,7 @@ from gateway.control.scenarios import (
     runnable,
 )
 from gateway.errors import GatewayError
-from gateway.jobs import JobRecord, Status, advance, claim, policy_of
+from gateway.jobs import JobRecord, Status, advance, claim, policy_of, record_ladders
 from gateway.matching import Matching
 from gateway.sweep import sweep
 from gateway.workdir import Layout
@@ -48,6 +48,7 @@ from sandbox.errors import SandboxError
 from sandbox.jobs import JobOutcome, QueryJob, run_query
 from sandbox.models import ModelDp, ModelJob, run_model
 from sandbox.policy import ScenarioPolicy, check_query
+from sandbox.records import RecordJob, run_records
 
 IDLE_SECONDS = 0.5
 """How long the runner sleeps when nothing is waiting and nobody wakes it."""
@@ -196,6 +197,22 @@ class Runner:
 
     def _execute(self, job: JobRecord, scenario: Scenario, policy: ScenarioPolicy) -> JobOutcome:
         spec = job.spec
+        if job.kind == "record":
+            k = check_parameters(scenario).k
+            if k is None:
+                raise GatewayError("G-SCENARIO", f"scenario {scenario.id} no longer sets a k to reach")
+            record = RecordJob(
+                dataset=spec["dataset"],
+                columns=tuple(spec["columns"]),
+                k=k,
+                actor=job.submitter_id,
+                scenario=scenario.id,
+                policy=policy,
+                ladders=record_ladders(spec["ladders"]),
+                max_suppression=float(spec["max_suppression"]),
+                job_id=job.id,
+            )
+            return run_records(self.enclave, record)
         if job.kind == "model":
             config = dp_config(scenario)
             if config is None:

@@ -49,12 +49,24 @@ class JobRequest(BaseModel):
                     "sql": "SELECT education, COUNT(*) AS n FROM residents GROUP BY education",
                     "mock": True,
                 },
+                {
+                    "scenario_id": "scn_0123456789abcdef0123",
+                    "kind": "record",
+                    "dataset": "residents",
+                    "columns": ["district", "birth_date", "education", "household_size"],
+                    "ladders": {
+                        "birth_date": [
+                            {"step": "date_truncate", "column": "birth_date", "unit": "year"},
+                            {"step": "suppress", "column": "birth_date"},
+                        ]
+                    },
+                },
             ]
         },
     )
 
     scenario_id: str = Field(min_length=1, max_length=64)
-    kind: Literal["sql", "model"] = "sql"
+    kind: Literal["sql", "model", "record"] = "sql"
     sql: str | None = Field(default=None, max_length=MAX_SQL_CHARS)
     dp: bool = False
     features: str | None = Field(default=None, max_length=MAX_SQL_CHARS)
@@ -63,6 +75,10 @@ class JobRequest(BaseModel):
     hyperparameters: dict[str, bool | int | Finite] = Field(default_factory=dict, max_length=20)
     epsilon: float | None = Field(default=None, gt=0, allow_inf_nan=False)
     max_rows: int = Field(default=1, ge=1, le=1000)
+    dataset: str | None = Field(default=None, max_length=64)
+    columns: list[str] = Field(default_factory=list, max_length=100)
+    ladders: dict[str, list[dict[str, Any]]] = Field(default_factory=dict, max_length=100)
+    max_suppression: float = Field(default=0.05, ge=0, le=0.2)
     mock: bool = False
     mock_rows: int = Field(default=1000, ge=1, le=100_000)
 
@@ -96,6 +112,10 @@ class MockView(BaseModel):
 
 
 def _spec(body: JobRequest) -> jobs.Spec:
+    if body.kind == "record":
+        if body.dataset is None or not body.columns:
+            raise _missing("dataset and columns", "a record-level job")
+        return jobs.RecordSpec(body.dataset, tuple(body.columns), body.ladders, body.max_suppression)
     if body.kind == "sql":
         if body.sql is None:
             raise _missing("sql", "a SQL job")

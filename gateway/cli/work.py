@@ -71,12 +71,19 @@ def job_submit(
         list[str] | None, typer.Option(help="NAME=VALUE, a model hyper-parameter; repeatable.")
     ] = None,
     max_rows: Annotated[int | None, typer.Option(help="Rows one person may contribute to the model.")] = None,
+    dataset: Annotated[
+        str | None, typer.Option(help="A record-level (k-anonymous) extract of this dataset instead of SQL.")
+    ] = None,
+    column: Annotated[list[str] | None, typer.Option(help="A column of the extract; repeatable.")] = None,
     mock: Annotated[bool, typer.Option(help="Run at once on mock data instead; nothing is queued.")] = False,
     mock_rows: Annotated[int | None, typer.Option(help="Mock rows per table.")] = None,
     wait: Wait = False,
     timeout: Timeout = 600.0,
 ) -> Any:
     """Submit a job; the policy checks it before any data is touched. Exits 1 if it is refused."""
+    if dataset is not None:
+        extract = given(scenario_id=scenario, kind="record", dataset=dataset, columns=column or [])
+        return _queued(api, api.request("POST", "/v1/jobs", json=extract), wait, timeout)
     query = _query(sql, file)
     body = given(
         scenario_id=scenario,
@@ -93,7 +100,12 @@ def job_submit(
         mock_rows=mock_rows,
     )
     job = api.request("POST", "/v1/jobs", json=body)
-    if mock or job["status"] not in WORKING:
+    return job if mock else _queued(api, job, wait, timeout)
+
+
+def _queued(api: Client, job: dict[str, Any], wait: bool, timeout: float) -> dict[str, Any]:
+    """A submitted job, after the runner's turn when embedded or when asked to wait."""
+    if job["status"] not in WORKING:
         return job
     api.settle()
     # Embedded, the job has run by now: show its outcome rather than "queued".
