@@ -286,6 +286,11 @@ class Terms(BaseModel):
     narrow: dict[str, dict[str, str]] = Field(default_factory=dict)
     allow_dp: bool = False
     ends_at: AwareDatetime | None = None
+    nk_n: int = Field(default=2, ge=1, le=10)
+    nk_k: float = Field(default=0.9, gt=0, le=1)
+    p_percent: float = Field(default=0.10, gt=0, lt=1)
+    zeros_disclosive: bool = True
+    negatives: Literal["review", "fail"] = "review"
 
 
 class Approval(BaseModel):

@@ -55,7 +55,9 @@ class ScenarioTerms:
     query spends; ``delta``, ``max_rows`` and ``max_groups`` bound each DP query.
     ``min_cell`` is the smallest group released, ``k`` the k-anonymity of record outputs.
     ``narrow`` maps dataset → column → a tighter tag. ``ends_at`` defaults, on approval,
-    to the end of the authorization.
+    to the end of the authorization. ``nk_n``/``nk_k``, ``p_percent``, ``zeros_disclosive``
+    and ``negatives`` set the disclosure checks' dominance, p-percent, zero and negative
+    rules (ACRO's defaults).
     """
 
     min_cell: int = 10
@@ -68,8 +70,18 @@ class ScenarioTerms:
     narrow: dict[str, dict[str, str]] = field(default_factory=dict)
     allow_dp: bool = False
     ends_at: datetime | None = None
+    nk_n: int = 2
+    nk_k: float = 0.9
+    p_percent: float = 0.10
+    zeros_disclosive: bool = True
+    negatives: str = "review"
 
     def __post_init__(self) -> None:
+        _integer("nk_n", self.nk_n, 1)
+        if not 0 < _real("nk_k", self.nk_k) <= 1 or not 0 < _real("p_percent", self.p_percent) < 1:
+            raise InvalidRequest("G-INPUT", "nk_k must be in (0, 1] and p_percent in (0, 1)")
+        if not isinstance(self.zeros_disclosive, bool) or self.negatives not in ("review", "fail"):
+            raise InvalidRequest("G-INPUT", "zeros_disclosive is true or false; negatives is review or fail")
         for name, least in (("min_cell", 1), ("max_rows", 1), ("max_groups", 1)):
             _integer(name, getattr(self, name), least)
         if self.k is not None:
@@ -276,7 +288,16 @@ def check_parameters(scenario: Scenario) -> CheckParameters:
     from outbound_review import CheckParameters  # noqa: PLC0415 - see the module docstring
 
     terms = _terms(scenario)
-    return CheckParameters(min_cell=terms.min_cell, k=terms.k)
+    negatives: Literal["review", "fail"] = "fail" if terms.negatives == "fail" else "review"
+    return CheckParameters(
+        min_cell=terms.min_cell,
+        k=terms.k,
+        nk_n=terms.nk_n,
+        nk_k=terms.nk_k,
+        p_percent=terms.p_percent,
+        zeros_disclosive=terms.zeros_disclosive,
+        negatives=negatives,
+    )
 
 
 def dp_config(scenario: Scenario) -> DpConfig | None:

@@ -158,6 +158,10 @@ def test_an_application_must_stay_within_the_authorization(world: World) -> None
         ({"max_rows": 0}, "max_rows"),
         ({"narrow": {"residents": ["district"]}}, "narrow must map"),
         ({"ends_at": "2031-01-01"}, "timezone-aware"),
+        ({"nk_n": 0}, "nk_n must be a whole number"),
+        ({"nk_k": 1.5}, "nk_k must be in"),
+        ({"p_percent": 0.0}, "p_percent in"),
+        ({"negatives": "ignore"}, "negatives is review or fail"),
     ],
 )
 def test_bad_terms_cannot_be_built(terms: dict[str, Any], message: str) -> None:
@@ -304,6 +308,13 @@ def test_disclosure_and_dp_parameters_come_from_the_terms(world: World) -> None:
     authorization = granted(world)
     scenario = approved(world, authorization, min_cell=12, k=3, delta=1e-7, max_rows=4, max_groups=2)
     assert (check_parameters(scenario).min_cell, check_parameters(scenario).k) == (12, 3)
+    assert check_parameters(scenario).nk_k == 0.9 and check_parameters(scenario).negatives == "review"
+    strict = approved(
+        world, authorization, nk_n=3, nk_k=0.8, p_percent=0.2, zeros_disclosive=False, negatives="fail"
+    )
+    parameters = check_parameters(strict)
+    assert (parameters.nk_n, parameters.nk_k, parameters.p_percent) == (3, 0.8, 0.2)
+    assert not parameters.zeros_disclosive and parameters.negatives == "fail"
     assert dp_config(scenario) == DpConfig("residents", "resident_id", 0.25, 1e-7, 4, 2)
     assert query_epsilon(scenario) == 0.25
     without_dp = approved(world, authorization, allow_dp=False)
