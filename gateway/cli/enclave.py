@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -98,22 +98,27 @@ def ingest_command(
     )
 
 
+Url = Annotated[str | None, typer.Option(help="Browse a running 'veilbox serve' instead of WORKDIR.")]
+Token = Annotated[str | None, typer.Option(help="Your API token, with --url.")]
+
+
 @catalog_app.command("list")
 def catalog_list(
     workdir: Workdir = DEFAULT_WORKDIR,
+    url: Url = None,
+    token: Token = None,
     json_output: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
-    """List registered datasets."""
-    from sandbox.enclave import Enclave
-
-    with Enclave.open(workdir) as enclave:
-        datasets = enclave.catalog.list()
+    """List registered datasets (through the API with --url, else from WORKDIR)."""
+    datasets = _remote(url, token, "/v1/catalog") if url else _local(workdir, None)
     if json_output:
-        typer.echo(json.dumps([d.schema() for d in datasets], ensure_ascii=False))
+        typer.echo(json.dumps(datasets, ensure_ascii=False))
         return
     table = Table("dataset", "provider", "level", "rows", "registration code")
     for d in datasets:
-        table.add_row(d.name, d.provider, str(d.level), f"{d.row_count:,}", d.registration_code)
+        table.add_row(
+            d["name"], d["provider"], str(d["level"]), f"{d['row_count']:,}", d["registration_code"]
+        )
     Console().print(table)
 
 
@@ -121,12 +126,29 @@ def catalog_list(
 def catalog_show(
     name: Annotated[str, typer.Argument(help="The dataset.")],
     workdir: Workdir = DEFAULT_WORKDIR,
+    url: Url = None,
+    token: Token = None,
 ) -> None:
     """Print one dataset's schema and tags as JSON (never values)."""
+    schema = _remote(url, token, f"/v1/catalog/{name}") if url else _local(workdir, name)
+    typer.echo(json.dumps(schema, ensure_ascii=False, indent=2))
+
+
+def _local(workdir: Path, name: str | None) -> Any:
+    """From a local working directory: every dataset's schema, or the one named."""
     from sandbox.enclave import Enclave
 
     with Enclave.open(workdir) as enclave:
-        typer.echo(json.dumps(enclave.catalog.get(name).schema(), ensure_ascii=False, indent=2))
+        if name is not None:
+            return enclave.catalog.get(name).schema()
+        return [d.schema() for d in enclave.catalog.list()]
+
+
+def _remote(url: str, token: str | None, path: str) -> Any:
+    from gateway.cli.client import Target, connect
+
+    with connect(Target(url=url, token=token)) as api:
+        return api.request("GET", path)
 
 
 def _city_declarations(dataset: str) -> dict[str, Column]:

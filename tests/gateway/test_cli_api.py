@@ -251,3 +251,6 @@ def test_remote_commands_talk_to_a_running_server(platform: Platform, served: st
     hidden = veilbox("review", "show", "job_x", "--url", served, token=platform.tokens["reviewer"])
     assert hidden.returncode == 1
     assert hidden.stderr == "error: G-TENANT: no review 'job_x' is visible to you\n"
+    catalog = veilbox("--url", served, "--token", developer, "catalog", "list", "--json")
+    assert catalog.returncode == 0, catalog.stderr
+    assert "residents" in {d["name"] for d in json.loads(catalog.stdout)}
