@@ -12,7 +12,9 @@ from fastapi import APIRouter, Body
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from gateway.api.auth import Caller, Services
+from gateway.api.platform import Platform
 from gateway.control import authorizations, identity, scenarios
+from gateway.errors import InvalidRequest
 from gateway.runner import remove_results
 
 identities = APIRouter(tags=["identities"])
@@ -203,7 +205,12 @@ class Revocation(BaseModel):
 
 @grants.post("", status_code=201, summary="Grant an operator an authorization")
 def grant(body: NewAuthorization, caller: Caller, services: Services) -> dict[str, Any]:
-    """The authority grants; the default term is three years; authorizations are non-exclusive."""
+    """The authority grants; the default term is three years; authorizations are non-exclusive.
+
+    Every dataset must be registered; under a ``domain`` authorization each must come from
+    a provider the scope names.
+    """
+    _check_scope(services, body)
     found = authorizations.grant(
         services.control,
         caller,
@@ -216,6 +223,19 @@ def grant(body: NewAuthorization, caller: Caller, services: Services) -> dict[st
         ends_at=body.ends_at,
     )
     return _plain(found)
+
+
+def _check_scope(services: Platform, body: NewAuthorization) -> None:
+    registered = {d.name: d.provider for d in services.catalog.list() if not d.extra.get("operator")}
+    unknown = sorted(set(body.datasets) - set(registered))
+    if unknown:
+        raise InvalidRequest("G-INPUT", f"no registered dataset is named {', '.join(unknown)}")
+    if body.mode == "domain":
+        outside = sorted(d for d in body.datasets if registered[d] not in body.scope)
+        if outside:
+            raise InvalidRequest(
+                "G-INPUT", f"{', '.join(outside)} come from providers outside the domain scope {body.scope}"
+            )
 
 
 @grants.get("", summary="Authorizations you may see")

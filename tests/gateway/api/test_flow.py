@@ -80,3 +80,18 @@ def test_a_dp_model_trains_through_the_api_and_carries_its_checks(world: World) 
     model = next(o for o in item["evidence"]["report"]["outcomes"] if o["rule"] == "SDC-MODEL")
     assert model["outcome"] in ("pass", "review"), model
     assert item["evidence"]["description"] is None  # noise and the model checks protect it, not cell sizes
+
+
+def test_a_domain_authorization_covers_only_its_providers_datasets(world: World) -> None:
+    provider = world.get("/v1/catalog/residents")["provider"]
+    body = {"operator_id": world.orgs["operator"]["id"], "mode": "domain", "scope": [provider],
+            "datasets": ["residents"], "category": "industry"}  # fmt: skip
+    world.post("/v1/authorizations", body)
+    for changes, detail in (
+        ({"scope": ["housing_bureau"]}, "outside the domain scope"),
+        ({"datasets": ["nowhere"]}, "no registered dataset"),
+    ):
+        refused = world.client.post(
+            "/v1/authorizations", json={**body, **changes}, headers=world.headers("authority")
+        )
+        assert refused.status_code == 422 and detail in refused.json()["detail"], refused.text
