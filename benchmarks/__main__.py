@@ -12,11 +12,12 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from benchmarks import bench_ledger
+from benchmarks import bench_ledger, bench_query
 from benchmarks._report import Options, Record, progress, update_readme, write_results
 
 BENCHMARKS: list[Callable[[Options], list[Record]]] = [
     bench_ledger.run,
+    bench_query.run,
 ]
 
 _HERE = Path(__file__).resolve().parent

@@ -19,7 +19,19 @@ README_START = "<!-- bench:start -->"
 README_END = "<!-- bench:end -->"
 
 # The libraries whose speed the benchmarks depend on, today or once their modules exist.
-_PACKAGES = ("cryptography", "duckdb", "pyarrow", "openmined-psi", "opendp", "diffprivlib", "sqlglot")
+_PACKAGES = (
+    "cryptography",
+    "duckdb",
+    "pyarrow",
+    "openmined-psi",
+    "opendp",
+    "diffprivlib",
+    "sqlglot",
+    "fastapi",
+    "uvicorn",
+    "smartnoise-sql",
+    "pandas",
+)
 _MET = {True: "yes", False: "no", None: ""}
 
 
@@ -124,6 +136,11 @@ def measured(
     return replace(record, target=text, met=check(record))
 
 
+def skipped(name: str, size: int, engine: str, note: str) -> Record:
+    """A record for a measurement that could not be made, saying why in its note."""
+    return Record(name=name, size=size, engine=engine, median_ms=0.0, p95_ms=0.0, runs=0, note=note)
+
+
 def check(ok: bool, message: str) -> None:
     """Fail the run when a benchmark's answer is wrong; unlike ``assert`` it survives ``python -O``."""
     if not ok:
@@ -204,9 +221,10 @@ def render_markdown(payload: dict[str, Any]) -> str:
     ]
     notes = []
     for r in payload["records"]:
+        median, p95 = (_duration(r["median_ms"]), _duration(r["p95_ms"])) if r["runs"] else ("not run", "")
         rows.append(
-            f"| {r['name']} | {r['engine']} | {r['size']:,} | {_duration(r['median_ms'])} "
-            f"| {_duration(r['p95_ms'])} | {r['runs']} | {_optional(r['ratio'], '{:.2f}×')} "
+            f"| {r['name']} | {r['engine']} | {r['size']:,} | {median} "
+            f"| {p95} | {r['runs']} | {_optional(r['ratio'], '{:.2f}×')} "
             f"| {_optional(r['ops_per_s'], '{:,.0f}')} | {r['target'] or ''} "
             f"| {_MET[r['met']]} |"
         )
@@ -220,8 +238,10 @@ def render_markdown(payload: dict[str, Any]) -> str:
     )
     legend = (
         "Times are per operation: one entry for appends, one whole log for verify_log, one proof for "
-        "proofs; ops/s counts entries. A ratio is this row's time ÷ its paired baseline's (named in "
-        "the notes), the median over rounds run alternately in the same process."
+        "proofs, one query (to its checked result) for the query path; ops/s counts entries, or jobs "
+        "for API throughput. A ratio is this row's time ÷ its paired baseline's (named in the notes), "
+        "the median over rounds run alternately in the same process. Sizes of the query path are "
+        "residents."
     )
     return "\n".join([*rows, "", where, "", legend, "", *notes]) + "\n"
 

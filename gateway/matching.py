@@ -25,7 +25,8 @@ from pathlib import Path
 from deid.errors import PsiError
 from deid.psi import ClientState, PsiClient
 from gateway.control import ControlPlane
-from gateway.jobs import PSI_DOMAINS, JobRecord, advance
+from gateway.jobs import JobRecord, advance
+from gateway.specs import PSI_DOMAINS
 from gateway.workdir import Layout
 from sandbox.derived import store_match
 from sandbox.enclave import Enclave

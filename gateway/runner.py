@@ -14,14 +14,16 @@ it to review.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import multiprocessing
+import os
 import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from multiprocessing.synchronize import Event
+from multiprocessing.connection import Connection
 from pathlib import Path
 
 from deid.seal import public_text
@@ -36,8 +38,9 @@ from gateway.control.scenarios import (
     runnable,
 )
 from gateway.errors import GatewayError
-from gateway.jobs import JobRecord, Status, advance, claim, policy_of, record_ladders
+from gateway.jobs import JobRecord, Status, advance, claim, policy_of
 from gateway.matching import Matching
+from gateway.specs import record_ladders
 from gateway.sweep import sweep
 from gateway.workdir import Layout
 from ledger.errors import VeilboxError
@@ -302,37 +305,67 @@ def _domain_level(policy: ScenarioPolicy, domain: str) -> int:
     return max(levels, default=max(d.level for d in policy.datasets.values()))
 
 
-def serve(workdir: Path, url: str | None, stop: Event, wake: Event | None) -> None:
-    """The runner process's loop: work while there is work, then sleep until woken or idle."""
+def serve(workdir: Path, url: str | None, wake: Connection) -> None:
+    """The runner process's loop: work while there is work, then sleep until woken or idle.
+
+    ``wake`` is the read end of a pipe from the app: a byte means "look now", its closing
+    means "stop". A pipe, unlike a shared lock, cannot be left held by a process that died.
+    """
     logging.basicConfig(level=logging.INFO, format="%(asctime)s runner %(levelname)s %(message)s")
     runner = Runner.open(workdir, url=url)
     swept = time.monotonic()
     try:
-        while not stop.is_set():
-            if wake is not None:
-                wake.clear()  # cleared before looking, so a wake-up during the look is kept
+        while True:
             if runner.step():
                 continue
             if time.monotonic() - swept > SWEEP_SECONDS:
                 runner.sweep()
                 swept = time.monotonic()
-            if wake is not None:
-                wake.wait(IDLE_SECONDS)
-            else:
-                stop.wait(IDLE_SECONDS)
+            if wake.poll(IDLE_SECONDS):
+                try:
+                    while wake.poll():
+                        wake.recv_bytes()
+                except EOFError:
+                    return
     finally:
         runner.close()
 
 
-def start(workdir: Path, url: str | None = None) -> tuple[multiprocessing.process.BaseProcess, Event, Event]:
-    """Start a runner process; returns it with its stop and wake events."""
+@dataclass
+class RunnerProcess:
+    """The app's handle on its runner process."""
+
+    process: multiprocessing.process.BaseProcess
+    _wake: Connection
+
+    def wake(self) -> None:
+        """Ask the runner to look for work now; never blocks, even if the runner has died."""
+        with contextlib.suppress(OSError):  # a full pipe already holds a wake-up; a dead one, none
+            self._wake.send_bytes(b"w")
+
+    def alive(self) -> bool:
+        return self.process.is_alive()
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Let the runner finish its step and exit; kill it if it does not."""
+        self._wake.close()
+        self.process.join(timeout)
+        if self.process.is_alive():
+            self.process.terminate()
+            self.process.join(5)
+
+
+def start(workdir: Path, url: str | None = None) -> RunnerProcess:
+    """Start a runner process over ``workdir``."""
     context = multiprocessing.get_context("spawn")
-    stop, wake = context.Event(), context.Event()
+    reader, writer = context.Pipe(duplex=False)
     process = context.Process(
-        target=serve, args=(Path(workdir), url, stop, wake), name="veilbox-runner", daemon=True
+        target=serve, args=(Path(workdir), url, reader), name="veilbox-runner", daemon=True
     )
     process.start()
-    return process, stop, wake
+    reader.close()
+    os.set_blocking(writer.fileno(), False)
+    return RunnerProcess(process, writer)
 
 
 def remove_results(layout: Layout, job_ids: list[str]) -> None:

@@ -49,19 +49,13 @@ def create_app(workdir: Path, *, url: str | None = None, start_runner: bool = Tr
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         platform = Platform.open(workdir, url=url)
         app.state.platform = platform
-        process = None
         if start_runner:
-            process, stop, wake = runner.start(workdir, url)
-            platform.wake, platform.runner_alive = wake.set, process.is_alive
+            platform.runner = runner.start(workdir, url)
         try:
             yield
         finally:
-            if process is not None:
-                stop.set()
-                process.join(30)
-                if process.is_alive():
-                    process.terminate()
-                    process.join(5)
+            if platform.runner is not None:
+                platform.runner.stop()
             platform.close()
 
     app = FastAPI(

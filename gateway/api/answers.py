@@ -13,7 +13,7 @@ from typing import Any
 from fastapi import APIRouter, Response
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
-from gateway import jobs
+from gateway import jobs, specs
 from gateway.api.auth import Caller, Services
 from gateway.api.jobs import Finite, JobView
 from gateway.api.platform import Platform
@@ -80,7 +80,7 @@ class ConsentRequest(BaseModel):
 
 
 def submit(
-    services: Platform, caller: Principal, scenario_id: str, spec: jobs.Spec, response: Response
+    services: Platform, caller: Principal, scenario_id: str, spec: specs.Spec, response: Response
 ) -> Any:
     """Submit a job the enclave answers directly, and wait briefly for its answer."""
     job = jobs.submit(
@@ -116,7 +116,7 @@ def settle(services: Platform, caller: Principal, job: jobs.JobRecord, response:
 def ask(body: VerificationRequest, caller: Caller, services: Services, response: Response) -> Any:
     """``status`` ``answered`` with ``outcome.answer`` true or false, or ``refused`` with its rule
     (no consent in force, rate limit, unknown template, malformed subject)."""
-    spec = jobs.VerificationSpec(body.template, body.subject, dict(body.params))
+    spec = specs.VerificationSpec(body.template, body.subject, dict(body.params))
     return submit(services, caller, body.scenario_id, spec, response)
 
 
@@ -128,7 +128,7 @@ def ask(body: VerificationRequest, caller: Caller, services: Services, response:
 )
 def consent(body: ConsentRequest, caller: Caller, services: Services, response: Response) -> Any:
     """``status`` ``recorded`` with ``outcome.consent_id``; the subject is kept only as its pseudonym."""
-    spec = jobs.ConsentSpec(
+    spec = specs.ConsentSpec(
         domain=body.domain,
         subject=body.subject,
         scope=tuple(body.scope),

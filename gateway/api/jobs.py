@@ -8,7 +8,7 @@ from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import FileResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from gateway import jobs
+from gateway import jobs, specs
 from gateway.api.auth import Caller, Services
 from gateway.control import Role
 from gateway.control.identity import invisible, require_role
@@ -111,18 +111,18 @@ class MockView(BaseModel):
     rows_per_table: int
 
 
-def _spec(body: JobRequest) -> jobs.Spec:
+def _spec(body: JobRequest) -> specs.Spec:
     if body.kind == "record":
         if body.dataset is None or not body.columns:
             raise _missing("dataset and columns", "a record-level job")
-        return jobs.RecordSpec(body.dataset, tuple(body.columns), body.ladders, body.max_suppression)
+        return specs.RecordSpec(body.dataset, tuple(body.columns), body.ladders, body.max_suppression)
     if body.kind == "sql":
         if body.sql is None:
             raise _missing("sql", "a SQL job")
-        return jobs.SqlSpec(body.sql, dp=body.dp)
+        return specs.SqlSpec(body.sql, dp=body.dp)
     if body.features is None or body.model is None or body.epsilon is None:
         raise _missing("features, model and epsilon", "a model job")
-    return jobs.ModelSpec(
+    return specs.ModelSpec(
         features=body.features,
         model=body.model,
         epsilon=body.epsilon,
@@ -148,7 +148,7 @@ def submit(body: JobRequest, caller: Caller, services: Services, response: Respo
     comes back marked MOCK; nothing is queued."""
     spec = _spec(body)
     if body.mock:
-        if not isinstance(spec, jobs.SqlSpec):
+        if not isinstance(spec, specs.SqlSpec):
             raise _missing("kind sql", "a mock run")
         result = jobs.mock(
             services.control, services.catalog, caller, body.scenario_id, spec.sql, body.mock_rows

@@ -20,7 +20,7 @@ from fastapi.responses import FileResponse
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
-from gateway import jobs
+from gateway import jobs, specs
 from gateway.api.answers import settle
 from gateway.api.auth import Caller, Services
 from gateway.api.jobs import JobView
@@ -51,7 +51,9 @@ class MatchRequest(BaseModel):
 )
 def start(body: MatchRequest, caller: Caller, services: Services, response: Response) -> Any:
     """The job reaches ``awaiting_reply`` once the enclave's blinded request is ready."""
-    job = jobs.submit(services.control, services.catalog, caller, body.scenario_id, jobs.PsiSpec(body.domain))
+    job = jobs.submit(
+        services.control, services.catalog, caller, body.scenario_id, specs.PsiSpec(body.domain)
+    )
     return settle(services, caller, job, response)
 
 

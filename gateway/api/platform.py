@@ -3,12 +3,12 @@ gate — never the enclave's keys or datasets — and a way to wake the runner."
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from deid.budget import PrivacyBudget
 from gateway.control import ControlPlane, control_url
+from gateway.runner import RunnerProcess
 from gateway.workdir import Layout
 from ledger import Ledger
 from outbound_review import Gate
@@ -25,9 +25,17 @@ class Platform:
     catalog: Catalog
     gate: Gate
     budget: PrivacyBudget
-    wake: Callable[[], None] = field(default=lambda: None)
-    runner_alive: Callable[[], bool | None] = field(default=lambda: None)
-    """Whether the app's runner process lives; None when jobs are run elsewhere."""
+    runner: RunnerProcess | None = None
+    """The app's job runner; None when jobs are run elsewhere (the CLI embedded, tests)."""
+
+    def wake(self) -> None:
+        """Tell the runner there is work (nothing to do when jobs run elsewhere)."""
+        if self.runner is not None:
+            self.runner.wake()
+
+    def runner_alive(self) -> bool | None:
+        """Whether the app's runner process lives; None when jobs are run elsewhere."""
+        return None if self.runner is None else self.runner.alive()
 
     @classmethod
     def open(cls, workdir: Path, *, url: str | None = None) -> Platform:
