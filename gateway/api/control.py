@@ -368,11 +368,14 @@ def get_scenario(scenario_id: str, caller: Caller, services: Services) -> dict[s
 
 @applications.post("/{scenario_id}/approve", summary="Approve a scenario with its terms")
 def approve(scenario_id: str, body: Approval, caller: Caller, services: Services) -> dict[str, Any]:
-    """The authority approves and sets the policy; the ε budget is set on every dataset of the scenario."""
+    """The authority approves and sets the policy; the budget is set on every dataset of the
+    scenario: ε as approved, and δ for as many queries as ε allows (``delta`` is per query)."""
     terms = scenarios.ScenarioTerms(**body.terms.model_dump())
     found = scenarios.approve(services.control, caller, scenario_id, policy=terms, reason=body.reason)
+    # δ is per query in the terms; the budget's δ lets as many queries as ε does.
+    total_delta = min(terms.delta * max(1.0, terms.epsilon / terms.query_epsilon), 0.5)
     for dataset in sorted(found.datasets):
-        services.budget.set_budget(found.id, dataset, terms.epsilon, terms.delta, actor=caller.user_id)
+        services.budget.set_budget(found.id, dataset, terms.epsilon, total_delta, actor=caller.user_id)
     return _plain(found)
 
 

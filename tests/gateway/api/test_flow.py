@@ -96,3 +96,10 @@ def test_a_domain_authorization_covers_only_its_providers_datasets(world: World)
             "/v1/authorizations", json={**body, **changes}, headers=world.headers("authority")
         )
         assert refused.status_code == 422 and detail in refused.json()["detail"], refused.text
+
+
+def test_the_budget_lets_as_many_dp_queries_as_epsilon_allows(world: World) -> None:
+    budget = world.client.app.state.platform.budget  # type: ignore[attr-defined]
+    left = budget.remaining(world.scenarios["other"]["id"], "residents")
+    # terms: ε 5 at 0.5 per query, δ 1e-6 per query: ten queries' worth of δ
+    assert left.epsilon == pytest.approx(5.0) and left.delta == pytest.approx(1e-5)
