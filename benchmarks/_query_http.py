@@ -85,8 +85,8 @@ class Platform:
     def scenario(self) -> str:
         """A newly approved scenario over the city for DP queries; returns its id.
 
-        The API gives a scenario a total δ equal to its per-query δ, so only one query whose
-        groups lack a public domain fits in each: every round of jobs gets its own scenario.
+        Every round of jobs gets its own scenario, so no round's budget or answer cache
+        depends on another's.
         """
         with self.client(self._operator) as operator:
             applied = _post(

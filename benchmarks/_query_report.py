@@ -236,8 +236,8 @@ _IN_PROCESS_NOTE = (
 )
 _HTTP_NOTE = (
     "veilbox serve on 127.0.0.1 (uvicorn, the API and its job runner process): POST /v1/jobs, then GET "
-    "/v1/jobs/{id} every 2 ms until pending_review. Each round runs in a newly approved scenario, since the "
-    "API makes a scenario's total δ equal to its per-query δ. Ratio: ÷ Veilbox in-process."
+    "/v1/jobs/{id} every 2 ms until pending_review. Each round runs in a newly approved scenario, so "
+    "every round spends a fresh budget. Ratio: ÷ Veilbox in-process."
 )
 _SMARTNOISE_NOTE = (
     "smartnoise-sql's SQLite reader on an in-memory copy of the same pseudonymized tables, private_id "
