@@ -21,6 +21,7 @@ from fastapi.testclient import TestClient
 
 from gateway.api import create_app
 from gateway.control import ControlPlane, bootstrap, control_url
+from gateway.runner import Runner
 from ledger import Ledger
 from sandbox.enclave import Enclave
 from sandbox.synth import generate_city
@@ -194,6 +195,29 @@ def populate(world: World) -> None:
         world.scenarios[key] = world.post(
             f"/v1/scenarios/{applied['id']}/approve", {"terms": terms, "reason": "purpose fits"}, status=200
         )
+
+
+def add_scenario(world: World, key: str, terms: dict[str, Any], **application: Any) -> dict[str, Any]:
+    """A scenario the governance operator applies for under its authorization and the authority
+    approves with ``terms``; stored as ``world.scenarios[key]``."""
+    body = {
+        "authorization_id": world.authorizations["governance"]["id"],
+        "requested_epsilon": 1.0,
+        **application,
+    }
+    applied = world.post("/v1/scenarios", body, role="operator")
+    approval = {"terms": {"epsilon": 1.0, "query_epsilon": 0.5, **terms}, "reason": "fits its purpose"}
+    world.scenarios[key] = world.post(f"/v1/scenarios/{applied['id']}/approve", approval, status=200)
+    return world.scenarios[key]
+
+
+def drain(world: World) -> None:
+    """Let a job runner, opened here, do everything waiting in the world's workdir."""
+    runner = Runner.open(world.workdir)
+    try:
+        runner.drain()
+    finally:
+        runner.close()
 
 
 @contextmanager

@@ -13,7 +13,7 @@ from sqlalchemy import update
 
 from gateway.control import schema
 from gateway.runner import Runner
-from tests.gateway.api.conftest import World, running_world
+from tests.gateway.api.conftest import World, add_scenario, drain, running_world
 
 TEMPLATE = "V-CAPITAL-AT-LEAST"
 
@@ -21,43 +21,33 @@ TEMPLATE = "V-CAPITAL-AT-LEAST"
 @pytest.fixture(scope="module")
 def idle(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     with running_world(tmp_path_factory.mktemp("answers"), start_runner=False) as built:
-        runner = Runner.open(built.workdir)  # publishes the input key the API seals to
-        runner.close()
-        applied = built.post(
-            "/v1/scenarios",
-            {
-                "authorization_id": built.authorizations["governance"]["id"],
-                "name": "普惠金融核验",
-                "purpose": "check a loan applicant's registered capital, with its consent",
-                "datasets": {"enterprises": ["uscc", "registered_capital"]},
-                "output_forms": ["verification"],
-                "requested_epsilon": 1.0,
-            },
-            role="operator",
+        drain(built)  # a runner publishes the input key the API seals to
+        add_scenario(
+            built,
+            "verify",
+            {},
+            name="普惠金融核验",
+            purpose="check a loan applicant's registered capital, with its consent",
+            datasets={"enterprises": ["uscc", "registered_capital"]},
+            output_forms=["verification"],
         )
-        terms = {"terms": {"epsilon": 1.0, "query_epsilon": 0.5}, "reason": "consent-based verification"}
-        built.scenarios["verify"] = built.post(f"/v1/scenarios/{applied['id']}/approve", terms, status=200)
         yield built
 
 
-def _firm(world: World, smallest: bool) -> tuple[str, float]:
-    path = world.workdir.parent / "city" / "enterprises.parquet"
-    order = "ASC" if smallest else "DESC"
-    row = duckdb.sql(
-        f"SELECT uscc, registered_capital FROM '{path}' ORDER BY 2 {order}, 1 LIMIT 1"
-    ).fetchall()[0]
-    return str(row[0]), float(row[1])
+def _firm(world: World, rank: int) -> tuple[str, float]:
+    """The raw credit code and capital of the enterprise at ``rank`` by capital (as a bank knows it)."""
+    path = str(world.workdir.parent / "city" / "enterprises.parquet")
+    rows = duckdb.execute(
+        "SELECT uscc, registered_capital FROM read_parquet(?) ORDER BY 2, 1 LIMIT 1 OFFSET ?", [path, rank]
+    ).fetchall()
+    return str(rows[0][0]), float(rows[0][1])
 
 
 def _call(world: World, path: str, body: dict[str, Any]) -> Any:
     response = world.client.post(path, json={"scenario_id": world.scenarios["verify"]["id"], **body},
                                  headers=world.headers("developer"))  # fmt: skip
     assert response.status_code == 202, response.text  # no runner in this app: queued
-    runner = Runner.open(world.workdir)
-    try:
-        runner.drain()
-    finally:
-        runner.close()
+    drain(world)
     return world.get(f"/v1/jobs/{response.json()['id']}", "developer")
 
 

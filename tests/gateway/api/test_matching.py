@@ -11,8 +11,7 @@ import duckdb
 import pytest
 
 from deid.psi import answer_request
-from gateway.runner import Runner
-from tests.gateway.api.conftest import World, running_world
+from tests.gateway.api.conftest import World, add_scenario, drain, running_world
 
 CUSTOMERS = 40
 
@@ -20,29 +19,20 @@ CUSTOMERS = 40
 @pytest.fixture(scope="module")
 def idle(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     with running_world(tmp_path_factory.mktemp("psi"), start_runner=False) as built:
-        applied = built.post(
-            "/v1/scenarios",
-            {
-                "authorization_id": built.authorizations["governance"]["id"],
-                "name": "普惠金融: 客户画像",
-                "purpose": "industries of a bank's small-business customers, for credit products",
-                "datasets": {"enterprises": ["uscc", "industry", "district", "registered_capital"]},
-                "output_forms": ["aggregate", "psi"],
-                "requested_epsilon": 1.0,
-            },
-            role="operator",
-        )
-        terms = {"terms": {"epsilon": 1.0, "query_epsilon": 0.5}, "reason": "matched aggregates only"}
-        built.scenarios["finance"] = built.post(f"/v1/scenarios/{applied['id']}/approve", terms, status=200)
+        _finance(built, ["uscc", "industry", "district", "registered_capital"])
         yield built
 
 
-def _drain(world: World) -> None:
-    runner = Runner.open(world.workdir)
-    try:
-        runner.drain()
-    finally:
-        runner.close()
+def _finance(world: World, columns: list[str]) -> None:
+    add_scenario(
+        world,
+        "finance",
+        {},
+        name="普惠金融: 客户画像",
+        purpose="industries of a bank's small-business customers, for credit products",
+        datasets={"enterprises": columns},
+        output_forms=["aggregate", "psi"],
+    )
 
 
 def _bank_list(world: World) -> list[str]:
@@ -56,7 +46,7 @@ def _bank_list(world: World) -> list[str]:
 def _match(world: World) -> dict[str, Any]:
     started = world.post("/v1/psi", {"scenario_id": world.scenarios["finance"]["id"], "domain": "enterprise"},
                          "developer", status=202)  # fmt: skip
-    _drain(world)
+    drain(world)
     waiting = world.get(f"/v1/jobs/{started['id']}", "developer")
     assert waiting["status"] == "awaiting_reply", waiting
     request = world.client.get(f"/v1/psi/{started['id']}/request", headers=world.headers("developer"))
@@ -75,7 +65,7 @@ def _match(world: World) -> dict[str, Any]:
         headers={**world.headers("developer"), "Content-Type": "application/octet-stream"},
     )
     assert again.status_code == 409 and again.json()["rule"] == "G-STATE"
-    _drain(world)
+    drain(world)
     return dict(world.get(f"/v1/jobs/{started['id']}", "developer"))
 
 
@@ -89,7 +79,7 @@ def test_a_match_becomes_a_dataset_aggregates_can_join(idle: World) -> None:
     joined = f"FROM enterprises e JOIN {name} m ON e.uscc = m.uscc"
     job = idle.submit(f"SELECT e.industry, COUNT(*) AS firms {joined} GROUP BY 1", scenario="finance")
     assert job["status"] == "queued", job
-    _drain(idle)
+    drain(idle)
     item = idle.get(f"/v1/reviews/{job['id']}?limit=1000", "reviewer")
     assert sum(row["firms"] for row in item["rows"]) == CUSTOMERS
     assert name in [s["name"] for s in item["evidence"]["sources"]]
@@ -120,14 +110,14 @@ def test_a_reply_must_be_binary_and_for_a_waiting_request(idle: World) -> None:
         headers={**idle.headers("developer"), "Content-Type": "application/octet-stream"},
     )
     assert early.status_code == 409 and early.json()["rule"] == "G-STATE"
-    _drain(idle)
+    drain(idle)
     garbage = idle.client.post(
         f"/v1/psi/{started['id']}/reply",
         content=b"not a reply",
         headers={**idle.headers("developer"), "Content-Type": "application/octet-stream"},
     )
     assert garbage.status_code == 202
-    _drain(idle)
+    drain(idle)
     refused = idle.get(f"/v1/jobs/{started['id']}", "developer")
     assert refused["status"] == "refused" and refused["rule"] == "PSI-PROTOCOL", refused
     assert not list((idle.workdir / "enclave" / "psi").glob(f"{started['id']}*"))
@@ -144,22 +134,7 @@ def test_psi_needs_a_scenario_that_offers_it(idle: World) -> None:
 
 def test_an_exit_deletes_the_operators_matches(tmp_path_factory: pytest.TempPathFactory) -> None:
     with running_world(tmp_path_factory.mktemp("psi-exit"), start_runner=False, rows=500) as world:
-        applied = world.post(
-            "/v1/scenarios",
-            {
-                "authorization_id": world.authorizations["governance"]["id"],
-                "name": "psi",
-                "purpose": "matching",
-                "datasets": {"enterprises": ["uscc", "industry"]},
-                "output_forms": ["aggregate", "psi"],
-                "requested_epsilon": 1.0,
-            },
-            role="operator",
-        )
-        approval = {"terms": {"epsilon": 1.0, "query_epsilon": 0.5}, "reason": "ok"}
-        world.scenarios["finance"] = world.post(
-            f"/v1/scenarios/{applied['id']}/approve", approval, status=200
-        )
+        _finance(world, ["uscc", "industry"])
         name = _match(world)["outcome"]["dataset"]
         assert (world.workdir / "enclave" / "datasets" / f"{name}.duckdb").exists()
         world.post(
@@ -167,6 +142,6 @@ def test_an_exit_deletes_the_operators_matches(tmp_path_factory: pytest.TempPath
             {"reason": "terms breached"},
             status=200,
         )
-        _drain(world)
+        drain(world)
         assert name not in [d["name"] for d in world.get("/v1/catalog", "authority")]
         assert not (world.workdir / "enclave" / "datasets" / f"{name}.duckdb").exists()

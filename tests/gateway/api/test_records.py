@@ -7,8 +7,7 @@ from typing import Any
 
 import pytest
 
-from gateway.runner import Runner
-from tests.gateway.api.conftest import World, running_world
+from tests.gateway.api.conftest import World, add_scenario, drain, running_world
 
 K = 5
 
@@ -16,22 +15,15 @@ K = 5
 @pytest.fixture(scope="module")
 def idle(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     with running_world(tmp_path_factory.mktemp("records"), start_runner=False) as built:
-        applied = built.post(
-            "/v1/scenarios",
-            {
-                "authorization_id": built.authorizations["governance"]["id"],
-                "name": "研究明细",
-                "purpose": "a de-identified extract for a housing study",
-                "datasets": {
-                    "residents": ["resident_id", "district", "birth_date", "education", "household_size"]
-                },
-                "output_forms": ["record"],
-                "requested_epsilon": 1.0,
-            },
-            role="operator",
+        add_scenario(
+            built,
+            "records",
+            {"k": K},
+            name="研究明细",
+            purpose="a de-identified extract for a housing study",
+            datasets={"residents": ["resident_id", "district", "birth_date", "education", "household_size"]},
+            output_forms=["record"],
         )
-        terms = {"terms": {"epsilon": 1.0, "query_epsilon": 0.5, "k": K}, "reason": "k-anonymous extract"}
-        built.scenarios["records"] = built.post(f"/v1/scenarios/{applied['id']}/approve", terms, status=200)
         yield built
 
 
@@ -39,11 +31,7 @@ def _extract(world: World, columns: list[str], **extra: Any) -> dict[str, Any]:
     body = {"scenario_id": world.scenarios["records"]["id"], "kind": "record", "dataset": "residents",
             "columns": columns, **extra}  # fmt: skip
     job = world.post("/v1/jobs", body, "developer")
-    runner = Runner.open(world.workdir)
-    try:
-        runner.drain()
-    finally:
-        runner.close()
+    drain(world)
     return dict(world.get(f"/v1/jobs/{job['id']}", "developer"))
 
 
