@@ -30,7 +30,7 @@ from outbound_review import CheckParameters, Gate, SourceDataset, Submission
 from sandbox._worker import _Engine
 from sandbox.enclave import Enclave
 from sandbox.jobs import QueryJob, run_query
-from sandbox.policy import ScenarioPolicy, check_query
+from sandbox.policy import CheckedQuery, ScenarioPolicy
 from sandbox.pool import Limits
 
 SCENARIO = "bench-in-process"
@@ -89,14 +89,15 @@ class InProcess:
             f"in-process {prepared.query.name}: {outcome.status} {outcome.reason}",
         )
         table, metadata = self.enclave.quarantine.load(outcome.job_id)
-        self.gate.admit(self._submission(outcome.job_id, sql, metadata), table, metadata)
+        assert outcome.checked is not None  # a quarantined SQL job passed its check
+        self.gate.admit(self._submission(outcome.job_id, outcome.checked, metadata), table, metadata)
         elapsed = perf_counter() - start
         peak = peak_mib(workers)
         if peak is not None:
             self.peaks.setdefault(prepared.query.name, []).append(peak)
         return elapsed, cells_of(table.to_pylist(), prepared.kinds, tag), guarantee_noise(metadata, prepared)
 
-    def _submission(self, job_id: str, sql: str, metadata: dict[str, Any]) -> Submission:
+    def _submission(self, job_id: str, checked: CheckedQuery, metadata: dict[str, Any]) -> Submission:
         """What the job runner tells the gate about a result, built the way it builds it."""
         sources = tuple(
             SourceDataset(d.name, d.level, d.content_hash, d.row_count)
@@ -111,7 +112,7 @@ class InProcess:
             sources=sources,
             parameters=CheckParameters(min_cell=MIN_CELL),
             expected_epsilon=self.config.epsilon,
-            expected_bounds=declared_bounds(sql, self.policy),
+            expected_bounds=declared_bounds(checked, self.policy),
         )
 
     def close(self) -> None:
@@ -119,13 +120,13 @@ class InProcess:
         self.enclave.close()
 
 
-def declared_bounds(sql: str, policy: ScenarioPolicy) -> dict[str, list[float]]:
+def declared_bounds(checked: CheckedQuery, policy: ScenarioPolicy) -> dict[str, list[float]]:
     """The catalog's bounds of each SUM or AVG output, which a DP guarantee must declare.
 
-    The job runner re-checks the submitted SQL to find them, so this does too.
+    The job runner reads them from the job's own policy check, so this does too.
     """
     bounds = {}
-    for output in check_query(sql, policy).outputs:
+    for output in checked.outputs:
         if output.function in ("sum", "avg") and len(output.sources) == 1:
             ((table, column),) = output.sources
             declared = policy.datasets[table].column(column)

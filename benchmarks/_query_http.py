@@ -4,8 +4,9 @@ The server is the shipped command in a child process (uvicorn, the API and its j
 process, which opens the enclave with its default two workers), started once per size over
 the city's workdir. The authority is bootstrapped as ``veilbox init`` does; an operator, its
 developer and an authorization are created through the API. A job is timed from the
-``POST /v1/jobs`` until ``GET /v1/jobs/{id}`` reports ``pending_review``: its result is in
-quarantine and the review gate has checked it.
+``POST /v1/jobs`` until ``GET /v1/jobs/{id}?wait=…`` (which holds while the job is queued or
+running and answers as soon as the runner moves it) reports ``pending_review``: its result is
+in quarantine and the review gate has checked it.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ _START_TIMEOUT_S = 180.0
 _JOB_TIMEOUT_S = 600.0
 _STOP_TIMEOUT_S = 60.0
 _SCENARIO_EPSILON = 1000.0  # the most the API accepts; a scenario runs a handful of jobs
+_WAIT_S = 30
 _ENDED = ("refused", "failed", "released", "rejected", "returned", "closed")
 
 
@@ -117,16 +119,13 @@ class Platform:
             )
         return str(approved["id"])
 
-    def run(
-        self, http: httpx2.Client, scenario: str, prepared: Prepared, tag: str, poll_s: float
-    ) -> tuple[float, str]:
-        """Seconds from POST /v1/jobs until the job is pending review, polling every ``poll_s``."""
+    def run(self, http: httpx2.Client, scenario: str, prepared: Prepared, tag: str) -> tuple[float, str]:
+        """Seconds from POST /v1/jobs until the job is pending review, by long polling."""
         body = {"scenario_id": scenario, "sql": prepared.query.text(tag), "dp": True}
         start = perf_counter()
         job = _post(http, "/v1/jobs", body)
         while job["status"] not in ("pending_review", *_ENDED):
-            time.sleep(poll_s)
-            job = _get(http, f"/v1/jobs/{job['id']}")
+            job = _get(http, f"/v1/jobs/{job['id']}?wait={_WAIT_S}")
         elapsed = perf_counter() - start
         if job["status"] == "failed":  # a worker limit (time, memory) stopped it
             raise EngineFailed(str(job.get("reason")))
@@ -137,10 +136,10 @@ class Platform:
         return elapsed, str(job["id"])
 
     def timed(self, http: httpx2.Client, scenario: str, prepared: Prepared, tag: str) -> tuple[float, str]:
-        """One job polled every 2 ms, with its worker's peak memory recorded."""
+        """One job, with its worker's peak memory recorded."""
         workers = worker_pids(self.process.pid)
         reset_peaks(workers)
-        elapsed, job_id = self.run(http, scenario, prepared, tag, poll_s=0.002)
+        elapsed, job_id = self.run(http, scenario, prepared, tag)
         peak = peak_mib(workers)
         if peak is not None:
             self.peaks.setdefault(prepared.query.name, []).append(peak)
@@ -152,7 +151,7 @@ class Platform:
         return cells_of(table.to_pylist(), prepared.kinds, tag), guarantee_noise(metadata, prepared)
 
     def throughput(
-        self, clients: int, jobs: int, queries: Sequence[Prepared], poll_s: float
+        self, clients: int, jobs: int, queries: Sequence[Prepared]
     ) -> tuple[Throughput, list[tuple[str, Prepared, str]]]:
         """``jobs`` jobs shared by ``clients`` threads that start together, each job in its own scenario.
 
@@ -174,7 +173,7 @@ class Platform:
                     for i, scenario in enumerate(scenarios[number]):
                         prepared = queries[(number + i) % len(queries)]
                         tag = f"_c{clients}x{number}j{i}"
-                        elapsed, job_id = self.run(http, scenario, prepared, tag, poll_s)
+                        elapsed, job_id = self.run(http, scenario, prepared, tag)
                         with lock:
                             result.latencies.append(elapsed)
                             done.append((job_id, prepared, tag))

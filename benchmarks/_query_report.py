@@ -147,16 +147,14 @@ def fixed_overhead_record(
         ),
         note=(
             f"the cheapest query of the set, alone, paired with bounded DuckDB: {overhead_ms:+.1f} ms "
-            "(median of per-round differences) is the fixed cost per query when every worker already has "
-            "the query's tables attached. In the mixed rounds a worker reopens its engine (and loses its "
-            "cache) whenever consecutive jobs read different tables."
+            "(median of per-round differences) is the fixed cost per query. A worker's engine attaches "
+            "the scenario's datasets and stays warm across the scenario's jobs, so the mixed rounds pay "
+            "the same fixed cost."
         ),
     )
 
 
-def throughput_record(
-    residents: int, clients: int, latencies: list[float], wall_s: float, poll_s: float
-) -> Record:
+def throughput_record(residents: int, clients: int, latencies: list[float], wall_s: float) -> Record:
     """Jobs per second of wall time for ``clients`` concurrent API clients."""
     record = measured(
         "API throughput, the query set in turn",
@@ -164,8 +162,8 @@ def throughput_record(
         f"HTTP, {clients} concurrent client{'s' if clients > 1 else ''}",
         latencies,
         note=(
-            f"{len(latencies)} jobs in {wall_s:.2f} s, each in its own scenario; each client polls every "
-            f"{poll_s * 1000:.0f} ms. Times are per job, submission to pending review; ops/s is jobs per "
+            f"{len(latencies)} jobs in {wall_s:.2f} s, each in its own scenario; each client long-polls "
+            "its job. Times are per job, submission to pending review; ops/s is jobs per "
             f"second of wall time. The job runner takes one job at a time, so its {WORKERS} workers never "
             "run two jobs at once."
         ),
@@ -236,8 +234,8 @@ _IN_PROCESS_NOTE = (
 )
 _HTTP_NOTE = (
     "veilbox serve on 127.0.0.1 (uvicorn, the API and its job runner process): POST /v1/jobs, then GET "
-    "/v1/jobs/{id} every 2 ms until pending_review. Each round runs in a newly approved scenario, so "
-    "every round spends a fresh budget. Ratio: ÷ Veilbox in-process."
+    "/v1/jobs/{id}?wait=30 (held while the job is queued or running) until pending_review. Each round "
+    "runs in a newly approved scenario, so every round spends a fresh budget. Ratio: ÷ Veilbox in-process."
 )
 _SMARTNOISE_NOTE = (
     "smartnoise-sql's SQLite reader on an in-memory copy of the same pseudonymized tables, private_id "

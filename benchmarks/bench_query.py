@@ -47,8 +47,6 @@ from benchmarks._query_set import prepare as prepare_queries
 from benchmarks._query_smartnoise import SmartNoise, unavailable
 from benchmarks._report import Options, Record, check, paired, progress
 
-_POLL_PER_CLIENT_S = 0.005
-
 
 @dataclass(frozen=True)
 class _Size:
@@ -238,9 +236,8 @@ def _throughput(engines: _Engines, residents: int, jobs: int) -> list[Record]:
     records = []
     for count in _CLIENTS:
         progress(f"query: API throughput, {jobs} jobs from {count} concurrent client(s)")
-        poll_s = _POLL_PER_CLIENT_S * count
-        result, done = engines.platform.throughput(count, jobs, engines.queries, poll_s)
+        result, done = engines.platform.throughput(count, jobs, engines.queries)
         for job_id, prepared, tag in done:
             engines.check_http(job_id, prepared, tag)
-        records.append(throughput_record(residents, count, result.latencies, result.wall_s, poll_s))
+        records.append(throughput_record(residents, count, result.latencies, result.wall_s))
     return records

@@ -14,16 +14,12 @@ it to review.
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import multiprocessing
-import os
 import shutil
-import time
+import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
-from multiprocessing.connection import Connection
 from pathlib import Path
 
 from deid.seal import public_text
@@ -50,14 +46,10 @@ from sandbox.enclave import Enclave
 from sandbox.errors import SandboxError
 from sandbox.jobs import JobOutcome, QueryJob, run_query
 from sandbox.models import ModelDp, ModelJob, run_model
-from sandbox.policy import ScenarioPolicy, check_query
+from sandbox.policy import CheckedQuery, ScenarioPolicy, check_query
 from sandbox.records import RecordJob, run_records
 
-IDLE_SECONDS = 0.5
-"""How long the runner sleeps when nothing is waiting and nobody wakes it."""
 ACTOR = "platform:runner"
-SWEEP_SECONDS = 30.0
-"""How often an idle runner deletes what ended scenarios left behind."""
 
 _log = logging.getLogger("veilbox.runner")
 
@@ -72,6 +64,9 @@ class Runner:
     gate: Gate
     answers: Answers
     matching: Matching
+    _serial: threading.RLock = field(default_factory=threading.RLock)
+    """Held by everything but a job's run in the sandbox: steps on several threads admit,
+    release, match and sweep one at a time, as a single thread would."""
 
     @classmethod
     def open(
@@ -107,9 +102,10 @@ class Runner:
         if job is not None:
             self.run(job)
             return True
-        for item in self.gate.queue.items("approved"):
-            self.release(item.job_id)
-            return True
+        with self._serial:
+            for item in self.gate.queue.items("approved"):
+                self.release(item.job_id)
+                return True
         return False
 
     def drain(self) -> int:
@@ -122,7 +118,8 @@ class Runner:
 
     def sweep(self) -> list[str]:
         """Delete what ended scenarios and jobs left in the enclave (see :mod:`gateway.sweep`)."""
-        return sweep(self.enclave, self.control, ACTOR)
+        with self._serial:
+            return sweep(self.enclave, self.control, ACTOR)
 
     def run(self, job: JobRecord) -> None:
         """Run one claimed job to its outcome; nothing it raises escapes the runner."""
@@ -145,12 +142,19 @@ class Runner:
         scenario = runnable(self.control, principal_of(self.control, job.submitter_id), job.scenario_id)
         policy = policy_of(scenario, self.enclave.catalog)
         if job.kind in ("verification", "consent"):
-            self.answers.run(job, policy)
+            with self._serial:
+                self.answers.run(job, policy)
             return
         if job.kind == "psi":
-            self.matching.run(job, _domain_level(policy, job.spec["domain"]))
+            with self._serial:
+                self.matching.run(job, _domain_level(policy, job.spec["domain"]))
             return
         outcome = self._execute(job, scenario, policy)
+        with self._serial:
+            self._admit(job, scenario, policy, outcome)
+
+    def _admit(self, job: JobRecord, scenario: Scenario, policy: ScenarioPolicy, outcome: JobOutcome) -> None:
+        """Send a job's outcome on: refused or failed, or admitted to review."""
         if outcome.status != "quarantined" or outcome.result is None:
             status: Status = "refused" if outcome.status == "refused" else "failed"
             advance(
@@ -168,7 +172,7 @@ class Runner:
             self._discard(job.id)  # closed while it ran: the result is never reviewed
             return
         read = meta.get("tables") or sorted(policy.datasets)
-        item = self.gate.admit(self._submission(job, scenario, policy, read), table, meta)
+        item = self.gate.admit(self._submission(job, scenario, policy, read, outcome.checked), table, meta)
         if not advance(
             self.control,
             job.id,
@@ -252,7 +256,12 @@ class Runner:
         )
 
     def _submission(
-        self, job: JobRecord, scenario: Scenario, policy: ScenarioPolicy, tables: list[str]
+        self,
+        job: JobRecord,
+        scenario: Scenario,
+        policy: ScenarioPolicy,
+        tables: list[str],
+        checked: CheckedQuery | None,
     ) -> Submission:
         """What the gate needs about a result; its sources are the datasets the job read."""
         sources = tuple(
@@ -268,24 +277,28 @@ class Runner:
             sources=sources,
             parameters=check_parameters(scenario),
             expected_epsilon=query_epsilon(scenario),
-            expected_bounds=_declared_bounds(job, policy),
+            expected_bounds=_declared_bounds(job, policy, checked),
         )
 
     def _discard(self, job_id: str) -> None:
         """Drop the result of a job closed while it ran, wherever it got to."""
         reason = "the job was closed while it ran: its authorization or scenario ended"
-        self.gate.queue.withdraw(job_id, ACTOR, reason)
-        remove_results(self.layout, [job_id])
-        self.enclave.ledger.append(ACTOR, "job.discarded", job_id, {"reason": reason})
+        with self._serial:
+            self.gate.queue.withdraw(job_id, ACTOR, reason)
+            remove_results(self.layout, [job_id])
+            self.enclave.ledger.append(ACTOR, "job.discarded", job_id, {"reason": reason})
 
 
-def _declared_bounds(job: JobRecord, policy: ScenarioPolicy) -> dict[str, list[float]]:
+def _declared_bounds(
+    job: JobRecord, policy: ScenarioPolicy, checked: CheckedQuery | None
+) -> dict[str, list[float]]:
     """The catalog's bounds for every sum or mean the job outputs, by output name: a DP
-    guarantee must declare exactly these, whatever the DP rewrite computed."""
+    guarantee must declare exactly these, whatever the DP rewrite computed. They come from
+    the policy check's reading of the SQL (``checked``, or a fresh check), never the rewrite."""
     if job.kind != "sql":
         return {}
     expected: dict[str, list[float]] = {}
-    for output in check_query(job.spec["sql"], policy).outputs:
+    for output in (checked or check_query(job.spec["sql"], policy)).outputs:
         if output.function in ("sum", "avg") and len(output.sources) == 1:
             ((table, column),) = output.sources
             declared = policy.datasets[table].column(column)
@@ -303,69 +316,6 @@ def _domain_level(policy: ScenarioPolicy, domain: str) -> int:
         if any(c.tag is Tag.IDENTIFIER and c.join_domain == domain for c in d.columns)
     ]
     return max(levels, default=max(d.level for d in policy.datasets.values()))
-
-
-def serve(workdir: Path, url: str | None, wake: Connection) -> None:
-    """The runner process's loop: work while there is work, then sleep until woken or idle.
-
-    ``wake`` is the read end of a pipe from the app: a byte means "look now", its closing
-    means "stop". A pipe, unlike a shared lock, cannot be left held by a process that died.
-    """
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s runner %(levelname)s %(message)s")
-    runner = Runner.open(workdir, url=url)
-    swept = time.monotonic()
-    try:
-        while True:
-            if runner.step():
-                continue
-            if time.monotonic() - swept > SWEEP_SECONDS:
-                runner.sweep()
-                swept = time.monotonic()
-            if wake.poll(IDLE_SECONDS):
-                try:
-                    while wake.poll():
-                        wake.recv_bytes()
-                except EOFError:
-                    return
-    finally:
-        runner.close()
-
-
-@dataclass
-class RunnerProcess:
-    """The app's handle on its runner process."""
-
-    process: multiprocessing.process.BaseProcess
-    _wake: Connection
-
-    def wake(self) -> None:
-        """Ask the runner to look for work now; never blocks, even if the runner has died."""
-        with contextlib.suppress(OSError):  # a full pipe already holds a wake-up; a dead one, none
-            self._wake.send_bytes(b"w")
-
-    def alive(self) -> bool:
-        return self.process.is_alive()
-
-    def stop(self, timeout: float = 30.0) -> None:
-        """Let the runner finish its step and exit; kill it if it does not."""
-        self._wake.close()
-        self.process.join(timeout)
-        if self.process.is_alive():
-            self.process.terminate()
-            self.process.join(5)
-
-
-def start(workdir: Path, url: str | None = None) -> RunnerProcess:
-    """Start a runner process over ``workdir``."""
-    context = multiprocessing.get_context("spawn")
-    reader, writer = context.Pipe(duplex=False)
-    process = context.Process(
-        target=serve, args=(Path(workdir), url, reader), name="veilbox-runner", daemon=True
-    )
-    process.start()
-    reader.close()
-    os.set_blocking(writer.fileno(), False)
-    return RunnerProcess(process, writer)
 
 
 def remove_results(layout: Layout, job_ids: list[str]) -> None:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import math
 import re
+import sqlite3
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
@@ -124,6 +125,9 @@ class Dataset:
     registration_code: str = ""
     registered_at: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
+    unique_columns: tuple[str, ...] = ()
+    """Identifier columns measured at ingest to hold each non-null value on at most one row:
+    a DP query over such a column alone needs no contribution bounding."""
 
     def __post_init__(self) -> None:
         check_name("dataset", self.name)
@@ -136,6 +140,11 @@ class Dataset:
         names = [c.name for c in self.columns]
         if not names or len(set(names)) != len(names):
             raise CatalogError(f"dataset {self.name}: columns must be non-empty and unique")
+        object.__setattr__(self, "unique_columns", tuple(self.unique_columns))
+        if any(u not in names for u in self.unique_columns):
+            raise CatalogError(
+                f"dataset {self.name}: unique columns {list(self.unique_columns)} must be its columns"
+            )
 
     def column(self, name: str) -> Column:
         """The column called ``name``; CatalogError if there is none."""
@@ -197,6 +206,7 @@ class Catalog:
                     "level": stored.level,
                     "row_count": stored.row_count,
                     "content_hash": stored.content_hash,
+                    "unique_columns": list(stored.unique_columns),
                     "tags": {c.name: str(c.tag) for c in stored.columns},
                 },
             )
@@ -211,20 +221,25 @@ class Catalog:
 
     def get(self, name: str) -> Dataset:
         """The registered dataset ``name``; CatalogError if there is none."""
-        row = self._db.execute("SELECT body FROM datasets WHERE name = ?", (name,)).fetchone()
+        with self._store.transaction() as db:
+            return self._get(db, name)
+
+    def _get(self, db: sqlite3.Connection, name: str) -> Dataset:
+        row = db.execute("SELECT body FROM datasets WHERE name = ?", (name,)).fetchone()
         if row is None:
             raise CatalogError(f"no dataset named {name!r} is registered")
         return _from_json(json.loads(row[0]))
 
     def list(self) -> list[Dataset]:
         """Every registered dataset, by name."""
-        rows = self._db.execute("SELECT body FROM datasets ORDER BY name").fetchall()
+        with self._store.transaction() as db:
+            rows = db.execute("SELECT body FROM datasets ORDER BY name").fetchall()
         return [_from_json(json.loads(r[0])) for r in rows]
 
     def retag(self, name: str, column: str, actor: str, **changes: Any) -> Dataset:
         """Change a column's tag, bounds, domain or description, recorded in the ledger."""
-        with self._store.transaction(write=True):
-            dataset = self.get(name)
+        with self._store.transaction(write=True) as db:
+            dataset = self._get(db, name)
             old = dataset.column(column)
             new = replace(old, **changes)
             columns = tuple(new if c.name == column else c for c in dataset.columns)
@@ -247,6 +262,7 @@ def _to_json(dataset: Dataset) -> dict[str, Any]:
     data = asdict(dataset)
     data["columns"] = [c.to_json() for c in dataset.columns]
     data["core_items"] = list(dataset.core_items)
+    data["unique_columns"] = list(dataset.unique_columns)
     return data
 
 

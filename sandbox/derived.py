@@ -15,7 +15,7 @@ import pyarrow as pa
 
 from sandbox.catalog import Column, Dataset, Tag
 from sandbox.enclave import Enclave
-from sandbox.ingest import content_hash_of, publish_dataset, write_dataset
+from sandbox.ingest import content_hash_of, publish_dataset, unique_identifiers, write_dataset
 from sandbox.psi import Match
 
 DERIVED_PSI = "psi_match"
@@ -35,13 +35,15 @@ def store_match(
     """Store ``match`` as dataset ``name`` (one ``identifier`` column ``column`` in the match's
     join domain) belonging to ``scenario`` of ``operator``; returns its catalog entry."""
     table = pa.table({column: pa.array(match.pseudonyms, pa.string())})
+    columns = (Column(column, "VARCHAR", Tag.IDENTIFIER, join_domain=match.domain),)
     dataset = Dataset(
         name=name,
         provider=f"psi:{operator}",
         level=level,
-        columns=(Column(column, "VARCHAR", Tag.IDENTIFIER, join_domain=match.domain),),
+        columns=columns,
         row_count=table.num_rows,
         content_hash=content_hash_of(table),
+        unique_columns=unique_identifiers(table, columns),
         description=f"records of the {match.domain} domain on the operator's list (PSI {match.session_id})",
         extra={
             "derived": DERIVED_PSI,

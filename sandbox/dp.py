@@ -5,7 +5,10 @@ A policy-checked query is rewritten so the engine does the heavy work inside the
 1. every row is tagged with its privacy unit (the scenario's pseudonymized person or
    enterprise), rows without one are dropped;
 2. each unit keeps at most ``max_groups`` groups and at most ``max_rows`` rows, chosen at
-   random by a seeded hash (a unit cannot choose which of its rows count);
+   random by a seeded hash (a unit cannot choose which of its rows count). With one row per
+   unit the choice is one hash aggregate (the unit's least row by group hash, then row
+   hash); where the catalog measured the unit unique in the only table read, every row is
+   already within bounds and none is ranked;
 3. measures are clamped to the catalog's declared bounds — never bounds from the data —
    and summed in fixed point as integers;
 4. the engine returns per-group counts, distinct-unit counts and fixed-point sums.
@@ -126,7 +129,7 @@ def plan(checked: CheckedQuery, config: DpConfig, policy: ScenarioPolicy) -> DpP
             for j, w in enumerate(worst)
         ]
     )
-    sql = _rewrite(select, unit, groups, measures, config)
+    sql = _rewrite(select, unit, groups, measures, config, _unit_is_unique(select, unit, policy))
     names = tuple(f"__dp_g{i}" for i in range(len(groups)))
     return DpPlan(sql, config, tuple(outputs), names, tuple(quantities), public, bounds)
 
@@ -317,12 +320,25 @@ def _public_domain(
     return tuple(domains) if size <= MAX_PUBLIC_GROUPS else None
 
 
+def _unit_is_unique(select: exp.Select, unit: exp.Column, policy: ScenarioPolicy) -> bool:
+    """Whether each unit has at most one row of the query: one table, measured unique in it."""
+    tables = list(select.find_all(exp.Table))
+    if (
+        len(tables) != 1
+        or select.args.get("joins")
+        or any(select.find_all(exp.Unnest, exp.Explode, exp.Lateral))
+    ):
+        return False
+    return unit.name in policy.datasets[tables[0].name].unique_columns
+
+
 def _rewrite(
     select: exp.Select,
     unit: exp.Column,
     groups: list[exp.Expr],
     measures: list[exp.Expr],
     config: DpConfig,
+    unique: bool,
 ) -> str:
     inner = select.copy()
     items = [exp.alias_(unit.copy(), "__dp_unit")]
@@ -332,24 +348,46 @@ def _rewrite(
     inner.set("group", None)
     g = [f"__dp_g{i}" for i in range(len(groups))]
     m = [f"__dp_m{j}" for j in range(len(measures))]
-    seed = secrets.randbits(62)
-    # Ranks use a seeded hash so a unit cannot choose which of its groups and rows count;
-    # the columns after the hash break ties, so the choice is a total order.
-    group_order = ", ".join([f"hash(__dp_unit, {', '.join([*g, str(seed)])})", *g])
-    row_order = ", ".join([f"hash(__dp_unit, {', '.join([*g, *m, str(seed + 1)])})", *g, *m])
+    grouping = f" GROUP BY {', '.join(g)}" if g else ""
     sums = "".join(
         f", SUM(CAST(ROUND(__dp_m{j} * {FIXED_POINT}) AS BIGINT)) AS __dp_s{j}" for j in range(len(measures))
     )
-    outputs = ", ".join([*g, "COUNT(*) AS __dp_n", "COUNT(DISTINCT __dp_unit) AS __dp_units"])
-    grouping = f" GROUP BY {', '.join(g)}" if g else ""
     # Every interpolated piece is generated here from validated parts, never user text.
+    rows = f"WITH __dp_rows AS ({inner.sql(dialect='duckdb')}), "
+    if unique:
+        # A unit with one row at most is within every bound already: no unit to rank.
+        counts = ", ".join([*g, "COUNT(*) AS __dp_n", "COUNT(*) AS __dp_units"])
+        return (
+            rows + "__dp_kept AS (SELECT * FROM __dp_rows WHERE __dp_unit IS NOT NULL) "  # noqa: S608
+            f"SELECT {counts}{sums} FROM __dp_kept{grouping}"
+        )
+    seed = secrets.randbits(62)
+    # Ranks use a seeded hash so a unit cannot choose which of its groups and rows count;
+    # the columns after the hash break ties, so the choice is a total order.
+    group_hash = f"hash(__dp_unit, {', '.join([*g, str(seed)])})"
+    row_hash = f"hash(__dp_unit, {', '.join([*g, *m, str(seed + 1)])})"
+    if config.max_rows == 1:
+        # One row per unit lands in one group, so the unit's least row by (group hash, group,
+        # row hash, measures) is the whole choice: one hash aggregate instead of two sorts.
+        fields = ", ".join(
+            [f"__dp_gh := {group_hash}", *(f"{c} := {c}" for c in g), f"__dp_rh := {row_hash}"]
+            + [f"{c} := {c}" for c in m]
+        )
+        picked = ", ".join(f"__dp_row.{c} AS {c}" for c in [*g, *m]) or "1 AS __dp_one"
+        counts = ", ".join([*g, "COUNT(*) AS __dp_n", "COUNT(*) AS __dp_units"])
+        return (
+            rows + f"__dp_least AS (SELECT min(struct_pack({fields})) AS __dp_row FROM __dp_rows "  # noqa: S608
+            "WHERE __dp_unit IS NOT NULL GROUP BY __dp_unit), "
+            f"__dp_kept AS (SELECT {picked} FROM __dp_least) "
+            f"SELECT {counts}{sums} FROM __dp_kept{grouping}"
+        )
+    counts = ", ".join([*g, "COUNT(*) AS __dp_n", "COUNT(DISTINCT __dp_unit) AS __dp_units"])
     return (
-        f"WITH __dp_rows AS ({inner.sql(dialect='duckdb')}), "  # noqa: S608
-        "__dp_groups AS (SELECT *, DENSE_RANK() OVER "
-        f"(PARTITION BY __dp_unit ORDER BY {group_order}) AS __dp_grank "
+        rows + "__dp_groups AS (SELECT *, DENSE_RANK() OVER "  # noqa: S608
+        f"(PARTITION BY __dp_unit ORDER BY {', '.join([group_hash, *g])}) AS __dp_grank "
         "FROM __dp_rows WHERE __dp_unit IS NOT NULL), "
         "__dp_kept AS (SELECT *, ROW_NUMBER() OVER "
-        f"(PARTITION BY __dp_unit ORDER BY {row_order}) AS __dp_rrank "
+        f"(PARTITION BY __dp_unit ORDER BY {', '.join([row_hash, *g, *m])}) AS __dp_rrank "
         f"FROM __dp_groups WHERE __dp_grank <= {config.max_groups}) "
-        f"SELECT {outputs}{sums} FROM __dp_kept WHERE __dp_rrank <= {config.max_rows}{grouping}"
+        f"SELECT {counts}{sums} FROM __dp_kept WHERE __dp_rrank <= {config.max_rows}{grouping}"
     )

@@ -145,8 +145,9 @@ class Enclave:
 
     def attachments(self) -> tuple[list[tuple[str, Path]], str]:
         """Every registered dataset's file, and a generation tag that changes when the set does."""
-        datasets = [(d.name, self.paths.dataset(d.name)) for d in self.catalog.list()]
-        codes = ",".join(f"{d.name}:{d.registration_code}:{d.content_hash}" for d in self.catalog.list())
+        registered = self.catalog.list()
+        datasets = [(d.name, self.paths.dataset(d.name)) for d in registered]
+        codes = ",".join(f"{d.name}:{d.registration_code}:{d.content_hash}" for d in registered)
         return datasets, hashlib.sha256(codes.encode()).hexdigest()[:16]
 
     def close(self) -> None:

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TypeVar
@@ -115,6 +115,7 @@ def ingest(enclave: Enclave, request: IngestRequest) -> IngestReport:
             columns=columns,
             row_count=table.num_rows,
             content_hash=content_hash,
+            unique_columns=unique_identifiers(table, columns),
             description=request.description,
             core_items=request.core_items,
             update_frequency=request.update_frequency,
@@ -339,6 +340,17 @@ def write_dataset(path: Path, name: str, table: pa.Table) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def unique_identifiers(table: pa.Table, columns: Sequence[Column]) -> tuple[str, ...]:
+    """The identifier columns of ``table`` in which no non-null value occurs twice, as measured."""
+    return tuple(
+        c.name
+        for c in columns
+        if c.tag is Tag.IDENTIFIER
+        and pc.count_distinct(table.column(c.name), mode="only_valid").as_py()
+        == pc.count(table.column(c.name), mode="only_valid").as_py()
+    )
 
 
 def content_hash_of(table: pa.Table) -> str:

@@ -16,8 +16,8 @@ from __future__ import annotations
 import hashlib
 import json
 import secrets
-from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
+from collections.abc import Collection, Mapping
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Literal
 
 import pyarrow as pa
@@ -73,6 +73,8 @@ class JobOutcome:
     rule: str | None = None
     result: QuarantinedResult | None = None
     ledger_index: int | None = None
+    checked: CheckedQuery | None = None
+    """The policy's reading of a SQL job that passed its check: its outputs and their sources."""
 
 
 def new_job_id() -> str:
@@ -93,11 +95,15 @@ def run_query(enclave: Enclave, job: QueryJob) -> JobOutcome:
     except PolicyViolation as exc:
         return trail.refused(exc.reason, exc.rule, exc.fragment)
     trail.details["tables"] = sorted(checked.tables)
+    return replace(_run_checked(enclave, job, checked, trail), checked=checked)
+
+
+def _run_checked(enclave: Enclave, job: QueryJob, checked: CheckedQuery, trail: JobTrail) -> JobOutcome:
     if job.dp is not None:
         return _run_dp(enclave, job, job.dp, checked, trail)
     trail.started()
     try:
-        table = execute_checked(enclave, checked.render(), checked.tables)
+        table = execute_checked(enclave, checked.render(), checked.tables, job.policy.datasets)
     except JobError as exc:
         return trail.failed(exc)
     measured = _evidence(enclave, checked, job.policy, table)
@@ -125,7 +131,7 @@ def _run_dp(
         return trail.refused(str(exc), BUDGET_RULE, "")
     trail.started()
     try:
-        exact = execute_checked(enclave, plan.sql, checked.tables)
+        exact = execute_checked(enclave, plan.sql, checked.tables, job.policy.datasets)
     except JobError as exc:
         return trail.failed(exc)  # the charge stands: the data was touched
     noisy, guarantee = dp.finish(plan, exact)
@@ -153,7 +159,10 @@ def run_python(enclave: Enclave, job: PythonJob, *, bwrap: str | None = None) ->
     trail.details["inputs"] = {name: _sha(sql) for name, sql in job.inputs.items()}
     trail.started()
     try:
-        tables = {name: execute_checked(enclave, c.render(), c.tables) for name, c in checked.items()}
+        tables = {
+            name: execute_checked(enclave, c.render(), c.tables, job.policy.datasets)
+            for name, c in checked.items()
+        }
         output = run_confined(job.code, tables, limits=job.limits, bwrap=bwrap)
     except ConfinementError as exc:
         return trail.refused(str(exc), CONFINEMENT_RULE, "")
@@ -178,17 +187,28 @@ def _evidence(
             "unavailable": "this query shape has no per-cell evidence; the review gate treats it as failing"
         }
     try:
-        measured = execute_checked(enclave, sql, checked.tables)
+        measured = execute_checked(enclave, sql, checked.tables, policy.datasets)
     except JobError as exc:  # the result stands; the gate fails it for want of evidence
         return {"unavailable": f"measuring the cells failed: {exc}"}
     return evidence.align(checked, table, measured)
 
 
-def execute_checked(enclave: Enclave, sql: str, tables: frozenset[str]) -> pa.Table:
-    """Run SQL derived from a checked query, with only its own datasets attached (enclave side only)."""
+def execute_checked(
+    enclave: Enclave, sql: str, tables: frozenset[str], scope: Collection[str] | None = None
+) -> pa.Table:
+    """Run SQL derived from a checked query (enclave side only).
+
+    The worker attaches ``scope`` (the scenario's datasets, which must hold ``tables``) or
+    else only ``tables``. The policy has already confined the query to its own tables; an
+    engine holding the scenario's whole scope stays warm across the scenario's jobs and
+    still holds nothing the scenario may not read.
+    """
+    attach = frozenset(tables if scope is None else scope)
+    if not tables <= attach:
+        raise JobError(f"the job reads {sorted(tables - attach)}, outside its scenario's datasets")
     datasets, generation = enclave.attachments()
-    scoped = [(name, path) for name, path in datasets if name in tables]
-    return enclave.pool.run(sql, scoped, f"{generation}:{','.join(sorted(tables))}")
+    scoped = [(name, path) for name, path in datasets if name in attach]
+    return enclave.pool.run(sql, scoped, f"{generation}:{','.join(sorted(attach))}")
 
 
 class JobTrail:

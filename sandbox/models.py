@@ -171,7 +171,9 @@ def run_model(enclave: Enclave, job: ModelJob, *, bwrap: str | None = None) -> J
     trail.started()
     seed = secrets.randbits(62) if job.random_state is None else job.random_state
     try:
-        rows = execute_checked(enclave, bounded_sql(checked, job.dp.max_rows, seed), checked.tables)
+        rows = execute_checked(
+            enclave, bounded_sql(checked, job.dp.max_rows, seed), checked.tables, job.policy.datasets
+        )
         spec = pa.table({"spec": [json.dumps(plan)]})
         output = run_confined(_program(), {"features": rows, "spec": spec}, limits=job.limits, bwrap=bwrap)
     except ConfinementError as exc:  # the charge stands: the data was touched

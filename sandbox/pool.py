@@ -106,6 +106,7 @@ class WorkerPool:
     def __init__(self, base: Path, *, workers: int = 2, limits: Limits | None = None) -> None:
         self._base = base
         self.limits = limits or Limits()
+        self.workers = workers
         self._idle: queue.Queue[_Worker] = queue.Queue()
         self._all: set[_Worker] = set()
         self._lock = threading.Lock()

@@ -9,6 +9,7 @@ every error is an RFC 9457 problem.
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -16,9 +17,9 @@ from pathlib import Path
 
 from fastapi import FastAPI, Request, Response
 
-from gateway import runner
+from gateway import runner_process
 from gateway.api import answers, catalog, control, jobs, ledger, matching, problems, reviews
-from gateway.api.platform import Platform
+from gateway.api.platform import Platform, Progress
 
 MAX_BODY_BYTES = 1 << 20
 """The largest request body accepted (the longest SQL is 100,000 characters)."""
@@ -49,8 +50,10 @@ def create_app(workdir: Path, *, url: str | None = None, start_runner: bool = Tr
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         platform = Platform.open(workdir, url=url)
         app.state.platform = platform
+        platform.progress = Progress(asyncio.get_running_loop())
         if start_runner:
-            platform.runner = runner.start(workdir, url)
+            platform.runner = runner_process.start(workdir, url)
+            platform.runner.follow(platform.progress.moved)
         try:
             yield
         finally:

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request, Response
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -168,6 +171,12 @@ def submit(body: JobRequest, caller: Caller, services: Services, response: Respo
     return job.to_json()
 
 
+MAX_WAIT_S = 30.0
+RUNNER_STATES = frozenset({"queued", "running", "receiving"})
+"""The states a job leaves without anyone acting but the runner: those worth waiting on."""
+_RECHECK_S = 0.25
+
+
 @router.get("", response_model=list[JobView], summary="List the jobs you may see")
 def list_jobs(
     caller: Caller,
@@ -184,9 +193,33 @@ def list_jobs(
 
 
 @router.get("/{job_id}", response_model=JobView, summary="Show one job")
-def show(job_id: str, caller: Caller, services: Services) -> Any:
+async def show(
+    job_id: str,
+    caller: Caller,
+    services: Services,
+    wait: Annotated[
+        float,
+        Query(
+            ge=0,
+            le=MAX_WAIT_S,
+            description="Seconds to hold the answer while the job is queued or running, "
+            "returning as soon as the runner moves it on (long polling).",
+        ),
+    ] = 0,
+) -> Any:
     """A job's status, with the reason and rule id of a refusal or failure."""
-    return jobs.get_job(services.control, caller, job_id).to_json()
+    deadline, progress = time.monotonic() + wait, services.progress
+    while True:
+        ticket = progress.ticket() if progress else None
+        job = await run_in_threadpool(jobs.get_job, services.control, caller, job_id)
+        left = deadline - time.monotonic()
+        if job.status not in RUNNER_STATES or left <= 0:
+            return job.to_json()
+        # Re-read now and then anyway: a runner outside this app reports no steps.
+        if progress is None or ticket is None:
+            await asyncio.sleep(min(left, _RECHECK_S))
+        else:
+            await progress.after(ticket, min(left, _RECHECK_S))
 
 
 @router.get(

@@ -3,16 +3,47 @@ gate — never the enclave's keys or datasets — and a way to wake the runner."
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from dataclasses import dataclass
 from pathlib import Path
 
 from deid.budget import PrivacyBudget
 from gateway.control import ControlPlane, control_url
-from gateway.runner import RunnerProcess
+from gateway.runner_process import RunnerProcess
 from gateway.workdir import Layout
 from ledger import Ledger
 from outbound_review import Gate
 from sandbox.catalog import Catalog
+
+
+class Progress:
+    """Lets requests wait for the runner's next step instead of polling.
+
+    Each step the runner reports ends every wait begun before it. A waiter takes a
+    ``ticket`` before it reads the job, so a step between the read and the wait is not lost.
+    """
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self._event = asyncio.Event()
+
+    def moved(self) -> None:
+        """Report a step; safe from any thread."""
+        self._loop.call_soon_threadsafe(self._next)
+
+    def _next(self) -> None:
+        self._event.set()
+        self._event = asyncio.Event()
+
+    def ticket(self) -> asyncio.Event:
+        """What a waiter holds: set by the next step reported."""
+        return self._event
+
+    async def after(self, ticket: asyncio.Event, timeout: float) -> None:
+        """Return once ``ticket`` is set or ``timeout`` seconds have passed."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(ticket.wait(), timeout)
 
 
 @dataclass
@@ -27,6 +58,8 @@ class Platform:
     budget: PrivacyBudget
     runner: RunnerProcess | None = None
     """The app's job runner; None when jobs are run elsewhere (the CLI embedded, tests)."""
+    progress: Progress | None = None
+    """The runner's steps, for requests that wait on a job; set while the app serves."""
 
     def wake(self) -> None:
         """Tell the runner there is work (nothing to do when jobs run elsewhere)."""

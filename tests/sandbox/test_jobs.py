@@ -12,8 +12,8 @@ import pytest
 from sandbox.catalog import Tag
 from sandbox.city import CITY_COLUMNS, DISTRICTS
 from sandbox.enclave import Enclave
-from sandbox.errors import PolicyViolation
-from sandbox.jobs import CONFINEMENT_RULE, PythonJob, QueryJob, run_python, run_query
+from sandbox.errors import JobError, PolicyViolation
+from sandbox.jobs import CONFINEMENT_RULE, PythonJob, QueryJob, execute_checked, run_python, run_query
 from sandbox.mock import MARKER, mock_tables, run_mock
 from sandbox.policy import ScenarioPolicy
 from sandbox.pool import Limits
@@ -93,6 +93,22 @@ def test_scenario_tables_only(enclave: Enclave) -> None:
     narrow = ScenarioPolicy({"residents": enclave.catalog.get("residents")})
     outcome = run_query(enclave, _job("SELECT COUNT(*) AS n FROM social_insurance", narrow))
     assert outcome.status == "refused"
+
+
+def test_the_engine_holds_the_scenario_scope_and_nothing_more(enclave: Enclave) -> None:
+    # SQL that slipped past the policy still finds only the scenario's datasets attached.
+    residents = frozenset({"residents"})
+    count = "SELECT COUNT(*) AS n FROM residents"
+    assert execute_checked(enclave, count, residents, residents).num_rows == 1
+    with pytest.raises(JobError, match="social_insurance does not exist"):
+        execute_checked(enclave, "SELECT COUNT(*) AS n FROM social_insurance", residents, residents)
+    with pytest.raises(JobError, match="social_insurance does not exist"):
+        execute_checked(enclave, "SELECT COUNT(*) AS n FROM social_insurance", residents)
+    both = frozenset({"residents", "social_insurance"})
+    warm = execute_checked(enclave, "SELECT COUNT(*) AS n FROM social_insurance", residents | both, both)
+    assert warm.column("n")[0].as_py() > 0
+    with pytest.raises(JobError, match=r"reads \['social_insurance'\], outside its scenario"):
+        execute_checked(enclave, count, both, residents)
 
 
 def test_mock_data_comes_from_declarations_only(enclave: Enclave, policy: ScenarioPolicy) -> None:

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import shutil
+import time
 from pathlib import Path
 
 import pytest
 
+from gateway.api import jobs as api_jobs
 from tests.gateway.api.conftest import World, running_world
 
 
@@ -35,6 +37,32 @@ def test_a_query_runs_is_reviewed_and_released_to_its_operator_only(world: World
         assert denied.headers["content-type"].startswith("application/problem+json")
     downloads = world.get(f"/v1/ledger/entries?action=release.downloaded&subject={job['id']}", "auditor")
     assert len(downloads["entries"]) == 1
+
+
+def test_waiting_on_a_job_answers_when_the_runner_moves_it(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # With re-reads 60 s apart, only the runner's report can end the wait early.
+    monkeypatch.setattr(api_jobs, "_RECHECK_S", 60.0)
+    job = world.submit("SELECT gender, COUNT(*) AS n FROM residents GROUP BY gender")
+    started = time.monotonic()
+    waited = world.get(f"/v1/jobs/{job['id']}?wait=30", "developer")
+    assert waited["status"] not in ("queued", "running"), waited
+    assert time.monotonic() - started < 20, "the wait ended at the runner's step, not at its limit"
+    again = time.monotonic()
+    assert world.get(f"/v1/jobs/{job['id']}?wait=30", "developer")["status"] == waited["status"]
+    assert time.monotonic() - again < 20, "a job the runner has finished with is never held"
+
+
+def test_waiting_is_bounded_and_checked_like_any_read(world: World) -> None:
+    job = world.submit("SELECT education, COUNT(*) AS n FROM residents GROUP BY education")
+    for bad in ("-1", "31", "soon", "nan"):
+        refused = world.client.get(f"/v1/jobs/{job['id']}?wait={bad}", headers=world.headers("developer"))
+        assert refused.status_code == 422, bad
+        assert refused.headers["content-type"].startswith("application/problem+json")
+    hidden = world.client.get(f"/v1/jobs/{job['id']}?wait=30", headers=world.headers("other_developer"))
+    assert hidden.status_code == 404
+    assert world.client.get(f"/v1/jobs/{job['id']}?wait=1").status_code == 401
 
 
 def test_a_refused_query_is_recorded_with_its_rule(world: World) -> None:

@@ -194,6 +194,12 @@ def test_a_release_that_now_differences_is_returned_with_the_rule(idle: World) -
     assert outcomes == [("released", None), ("returned", "SDC-DIFFERENCING")]
 
 
+def test_a_wait_on_a_job_no_runner_takes_ends_at_its_limit_with_the_job_unchanged(idle: World) -> None:
+    job = idle.submit("SELECT district, COUNT(*) AS n FROM residents GROUP BY district")
+    waited = idle.get(f"/v1/jobs/{job['id']}?wait=0.3", "developer")
+    assert waited["status"] == "queued" and waited["updated_at"] == job["updated_at"]
+
+
 def test_the_release_key_is_published_for_verifiers(idle: World) -> None:
     keys = idle.get("/v1/keys", "auditor")
     assert keys["release"].startswith(keys["ledger"].split("+")[0])
