@@ -164,8 +164,8 @@ def throughput_record(residents: int, clients: int, latencies: list[float], wall
         note=(
             f"{len(latencies)} jobs in {wall_s:.2f} s, each in its own scenario; each client long-polls "
             "its job. Times are per job, submission to pending review; ops/s is jobs per "
-            f"second of wall time. The job runner takes one job at a time, so its {WORKERS} workers never "
-            "run two jobs at once."
+            f"second of wall time. The job runner takes jobs on one thread per enclave worker ({WORKERS}), "
+            f"so up to {WORKERS} run at once."
         ),
     )
     return replace(record, ops_per_s=len(latencies) / wall_s)

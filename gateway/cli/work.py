@@ -22,6 +22,8 @@ Wait = Annotated[bool, typer.Option(help="Wait until the job has run (or been re
 Timeout = Annotated[float, typer.Option(min=1, help="Seconds --wait waits before giving up.")]
 
 WORKING = ("queued", "running")
+_HOLD_S = 10.0
+"""The longest a served platform is asked to hold one read of a job."""
 UNSUCCESSFUL = ("refused", "failed", "closed")
 JOB_COLUMNS = ("id", "scenario_id", "kind", "status", "rule", "submitter_id", "updated_at")
 REVIEW_COLUMNS = ("job_id", "scenario", "organisation", "level", "state", "worst_check", "approvals")
@@ -176,14 +178,19 @@ def _query(sql: str | None, file: Path | None) -> str:
 
 
 def wait_for(api: Client, job_id: str, timeout: float) -> dict[str, Any]:
-    """Poll a job until it has left the queue and the runner, showing progress on stderr."""
+    """Follow a job until it has left the queue and the runner, showing progress on stderr.
+
+    A served platform holds each request until the runner moves the job (long polling);
+    embedded, the runner has already had its turn, so a short pause between reads will do.
+    """
     deadline = time.monotonic() + timeout
-    pause = 0.1
     columns = (SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn())
     with Progress(*columns, console=stderr(), transient=True) as progress:
         task = progress.add_task(f"job {job_id}")
         while True:
-            job: dict[str, Any] = api.request("GET", f"/v1/jobs/{job_id}")
+            left = deadline - time.monotonic()
+            held = "" if api.embedded else f"?wait={max(0.0, min(left, _HOLD_S)):.1f}"
+            job: dict[str, Any] = api.request("GET", f"/v1/jobs/{job_id}{held}")
             progress.update(task, description=f"job {job_id}: {job['status']}")
             if job["status"] not in WORKING:
                 return job
@@ -192,8 +199,8 @@ def wait_for(api: Client, job_id: str, timeout: float) -> dict[str, Any]:
                     f"job {job_id} is still {job['status']} after {timeout:g}s; "
                     f"follow it with 'veilbox job show {job_id} --wait'"
                 )
-            time.sleep(pause)
-            pause = min(pause * 1.5, 2.0)
+            if api.embedded:
+                time.sleep(0.1)
 
 
 def _hyperparameters(items: list[str]) -> dict[str, bool | int | float] | None:
