@@ -12,10 +12,15 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from benchmarks import bench_ledger, bench_query
+from benchmarks import bench_disclosure, bench_ledger, bench_noise, bench_pii, bench_psi, bench_query
 from benchmarks._report import Options, Record, progress, update_readme, write_results
 
+# PSI first: deid.psi forks its shard workers only while this process has no other threads.
 BENCHMARKS: list[Callable[[Options], list[Record]]] = [
+    bench_psi.run,
+    bench_pii.run,
+    bench_noise.run,
+    bench_disclosure.run,
     bench_ledger.run,
     bench_query.run,
 ]

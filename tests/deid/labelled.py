@@ -303,7 +303,7 @@ def near_misses(seed: int, per_class: int) -> dict[str, list[Sample]]:
     rng = random.Random(seed)
     classes: dict[str, list[Sample]] = {}
     for name, make in NEAR_MISS_MAKERS.items():
-        samples = []
+        samples: list[Sample] = []
         while len(samples) < 2 * per_class:
             value = make(rng)
             if _any_check(value):
