@@ -1,4 +1,4 @@
-"""Run every benchmark module: ``python -m benchmarks [--full | --smoke] [--out DIR] [--readme PATH]``.
+"""Run the benchmarks: ``python -m benchmarks [--full | --smoke] [--only NAME…] [--out DIR] [--readme PATH]``.
 
 A benchmark module exposes ``run(options) -> list[Record]``; adding its ``run`` to
 ``BENCHMARKS`` is all it takes to join the suite, the result files and the README table.
@@ -16,14 +16,14 @@ from benchmarks import bench_disclosure, bench_ledger, bench_noise, bench_pii, b
 from benchmarks._report import Options, Record, progress, update_readme, write_results
 
 # PSI first: deid.psi forks its shard workers only while this process has no other threads.
-BENCHMARKS: list[Callable[[Options], list[Record]]] = [
-    bench_psi.run,
-    bench_pii.run,
-    bench_noise.run,
-    bench_disclosure.run,
-    bench_ledger.run,
-    bench_query.run,
-]
+BENCHMARKS: dict[str, Callable[[Options], list[Record]]] = {
+    "psi": bench_psi.run,
+    "pii": bench_pii.run,
+    "noise": bench_noise.run,
+    "disclosure": bench_disclosure.run,
+    "ledger": bench_ledger.run,
+    "query": bench_query.run,
+}
 
 _HERE = Path(__file__).resolve().parent
 
@@ -38,8 +38,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     records: list[Record] = []
     options.scratch.mkdir(parents=True, exist_ok=True)
     try:
-        for bench in BENCHMARKS:
-            records.extend(bench(options))
+        for name, bench in BENCHMARKS.items():
+            if not args.only or name in args.only:
+                records.extend(bench(options))
     finally:
         shutil.rmtree(options.scratch, ignore_errors=True)
     markdown = write_results(out, options, records)
@@ -56,6 +57,13 @@ def _parser() -> argparse.ArgumentParser:
     size.add_argument("--full", action="store_true", help="larger sizes and more rounds")
     size.add_argument(
         "--smoke", action="store_true", help="tiny sizes: checks the suite runs, measures nothing"
+    )
+    parser.add_argument(
+        "--only",
+        nargs="+",
+        choices=list(BENCHMARKS),
+        metavar="NAME",
+        help=f"run only these: {', '.join(BENCHMARKS)}",
     )
     parser.add_argument("--out", type=Path, default=_HERE / "results", help="where latest.json/.md go")
     parser.add_argument("--seed", type=int, default=20260101, help="seed for generated entries and samples")

@@ -34,7 +34,7 @@ from gateway.control.scenarios import (
     runnable,
 )
 from gateway.errors import GatewayError
-from gateway.jobs import JobRecord, Status, advance, claim, policy_of
+from gateway.jobs import JobRecord, Status, advance, claim, load, policy_of
 from gateway.matching import Matching
 from gateway.specs import record_ladders
 from gateway.sweep import sweep
@@ -168,7 +168,7 @@ class Runner:
             if not advance(self.control, job.id, "failed", expected=("running",), reason=str(exc), rule=None):
                 self._discard(job.id)
             return
-        if not advance(self.control, job.id, "running", expected=("running",)):
+        if load(self.control, job.id).status != "running":
             self._discard(job.id)  # closed while it ran: the result is never reviewed
             return
         read = meta.get("tables") or sorted(policy.datasets)
@@ -266,7 +266,7 @@ class Runner:
         """What the gate needs about a result; its sources are the datasets the job read."""
         sources = tuple(
             SourceDataset(d.name, d.level, d.content_hash, d.row_count)
-            for d in (self.enclave.catalog.get(name) for name in sorted(tables))
+            for d in (policy.datasets[name] for name in sorted(tables))
         )
         return Submission(
             job_id=job.id,
