@@ -47,6 +47,7 @@ from sandbox.errors import SandboxError
 from sandbox.jobs import JobOutcome, QueryJob, run_query
 from sandbox.models import ModelDp, ModelJob, run_model
 from sandbox.policy import CheckedQuery, ScenarioPolicy, check_query
+from sandbox.pool import Limits
 from sandbox.records import RecordJob, run_records
 
 ACTOR = "platform:runner"
@@ -75,14 +76,16 @@ class Runner:
         *,
         url: str | None = None,
         workers: int = 2,
+        limits: Limits | None = None,
         clock: Callable[[], datetime] | None = None,
     ) -> Runner:
         """Open a workdir's enclave (creating it if needed) and publish the release and input keys.
 
+        ``workers`` and ``limits`` size the enclave's worker pool and each job's limits;
         ``clock`` is the time terms are judged at (expiry); the wall clock by default.
         """
         layout = Layout(Path(workdir))
-        enclave = Enclave.open(layout.root, workers=workers)
+        enclave = Enclave.open(layout.root, limits=limits, workers=workers)
         control = ControlPlane.open(url or control_url(layout.root), enclave.ledger, clock=clock)
         gate = Gate(layout.review, enclave.ledger, enclave.release_key(), enclave.release_key_name)
         layout.publish(layout.release_key, gate.public_key.vkey)

@@ -18,6 +18,7 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 
 from gateway.runner import Runner
+from sandbox.pool import Limits
 
 IDLE_SECONDS = 0.5
 """How long an idle thread sleeps when nobody wakes it."""
@@ -25,7 +26,9 @@ SWEEP_SECONDS = 30.0
 """How often the runner deletes what ended scenarios left behind."""
 
 
-def serve(workdir: Path, url: str | None, wake: Connection, progress: Connection) -> None:
+def serve(
+    workdir: Path, url: str | None, wake: Connection, progress: Connection, workers: int, limits: Limits
+) -> None:
     """The runner process: one thread per enclave worker takes steps while there is work.
 
     ``wake`` is the read end of a pipe from the app: a byte means "look now", its closing
@@ -36,7 +39,7 @@ def serve(workdir: Path, url: str | None, wake: Connection, progress: Connection
     """
     logging.basicConfig(level=logging.INFO, format="%(asctime)s runner %(levelname)s %(message)s")
     os.set_blocking(progress.fileno(), False)
-    runner = Runner.open(workdir, url=url)
+    runner = Runner.open(workdir, url=url, workers=workers, limits=limits)
     steps = _Steps(runner, progress)
     threads = [
         threading.Thread(target=steps.work, name=f"veilbox-steps-{n}", daemon=True)
@@ -147,13 +150,18 @@ class RunnerProcess:
             self.process.join(5)
 
 
-def start(workdir: Path, url: str | None = None) -> RunnerProcess:
-    """Start a runner process over ``workdir``."""
+def start(
+    workdir: Path, url: str | None = None, *, workers: int = 2, limits: Limits | None = None
+) -> RunnerProcess:
+    """Start a runner process over ``workdir`` with ``workers`` enclave workers under ``limits``."""
     context = multiprocessing.get_context("spawn")
     reader, writer = context.Pipe(duplex=False)
     news, progress = context.Pipe(duplex=False)
     process = context.Process(
-        target=serve, args=(Path(workdir), url, reader, progress), name="veilbox-runner", daemon=True
+        target=serve,
+        args=(Path(workdir), url, reader, progress, workers, limits or Limits()),
+        name="veilbox-runner",
+        daemon=True,
     )
     process.start()
     # Only the runner keeps these ends, so each pipe reports end-of-file when either side dies.

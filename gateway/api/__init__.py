@@ -20,6 +20,7 @@ from fastapi import FastAPI, Request, Response
 from gateway import runner_process
 from gateway.api import answers, catalog, control, jobs, ledger, matching, problems, reviews
 from gateway.api.platform import Platform, Progress
+from sandbox.pool import Limits
 
 MAX_BODY_BYTES = 1 << 20
 """The largest request body accepted (the longest SQL is 100,000 characters)."""
@@ -43,8 +44,16 @@ ROUTERS = (
 )
 
 
-def create_app(workdir: Path, *, url: str | None = None, start_runner: bool = True) -> FastAPI:
-    """The API over ``workdir``; with ``start_runner`` a job runner process lives as long as the app."""
+def create_app(
+    workdir: Path,
+    *,
+    url: str | None = None,
+    start_runner: bool = True,
+    workers: int = 2,
+    limits: Limits | None = None,
+) -> FastAPI:
+    """The API over ``workdir``; with ``start_runner`` a job runner process lives as long as the
+    app, its enclave running ``workers`` worker processes under ``limits``."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -52,7 +61,7 @@ def create_app(workdir: Path, *, url: str | None = None, start_runner: bool = Tr
         app.state.platform = platform
         platform.progress = Progress(asyncio.get_running_loop())
         if start_runner:
-            platform.runner = runner_process.start(workdir, url)
+            platform.runner = runner_process.start(workdir, url, workers=workers, limits=limits)
             platform.runner.follow(platform.progress.moved)
         try:
             yield

@@ -11,6 +11,7 @@ from rich.console import Console
 
 from gateway.cli.client import Client, ClientError, command, emit, given, is_platform, require_platform
 from gateway.cli.enclave import DEFAULT_WORKDIR, Workdir
+from sandbox.pool import Limits
 
 top_app = typer.Typer(help="The platform itself: create, serve, show its keys.")
 org_app = typer.Typer(no_args_is_help=True, help="Organisations: the authority, providers, operators…")
@@ -71,6 +72,15 @@ def serve(
     workdir: Workdir = DEFAULT_WORKDIR,
     host: Annotated[str, typer.Option(help="The address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(min=1, max=65535, help="The port to listen on.")] = 8000,
+    workers: Annotated[
+        int, typer.Option(min=1, max=256, help="Enclave worker processes: jobs that run at once.")
+    ] = 2,
+    worker_memory_mb: Annotated[
+        int, typer.Option(min=64, help="Each job's engine memory limit, in MiB.")
+    ] = Limits.memory_mb,
+    job_timeout: Annotated[
+        float, typer.Option(min=1, help="Seconds a job may run before its worker is stopped.")
+    ] = Limits.timeout_s,
 ) -> None:
     """Serve the HTTP API over WORKDIR, with its job runner, until interrupted."""
     import uvicorn
@@ -78,7 +88,10 @@ def serve(
     from gateway.api import create_app
 
     require_platform(workdir)
-    uvicorn.run(create_app(workdir), host=host, port=port)
+    limits = Limits(
+        timeout_s=job_timeout, cpu_s=max(Limits.cpu_s, 2 * job_timeout), memory_mb=worker_memory_mb
+    )
+    uvicorn.run(create_app(workdir, workers=workers, limits=limits), host=host, port=port)
 
 
 def _show_keys(found: dict[str, str]) -> None:

@@ -13,6 +13,7 @@ import pytest
 from gateway.jobs import claim, load
 from gateway.runner import Runner
 from sandbox.jobs import JobOutcome
+from sandbox.pool import Limits
 from tests.gateway.api.conftest import GOVERNANCE_COLUMNS, World, running_world
 
 
@@ -198,6 +199,15 @@ def test_a_wait_on_a_job_no_runner_takes_ends_at_its_limit_with_the_job_unchange
     job = idle.submit("SELECT district, COUNT(*) AS n FROM residents GROUP BY district")
     waited = idle.get(f"/v1/jobs/{job['id']}?wait=0.3", "developer")
     assert waited["status"] == "queued" and waited["updated_at"] == job["updated_at"]
+
+
+def test_a_runner_opens_the_worker_pool_it_is_given(idle: World) -> None:
+    runner = Runner.open(idle.workdir, workers=1, limits=Limits(timeout_s=5, memory_mb=300))
+    try:
+        assert runner.enclave.pool.workers == 1
+        assert (runner.enclave.pool.limits.timeout_s, runner.enclave.pool.limits.memory_mb) == (5, 300)
+    finally:
+        runner.close()
 
 
 def test_the_release_key_is_published_for_verifiers(idle: World) -> None:
