@@ -21,6 +21,7 @@ from sandbox.dp import DpConfig
 from sandbox.enclave import Enclave
 from sandbox.ingest import IngestRequest, ingest
 from sandbox.policy import ScenarioPolicy
+from sandbox.pool import Limits
 from sandbox.synth import generate_city
 
 COLUMNS = {
@@ -36,7 +37,17 @@ DELTA = 1e-6
 """δ of one query whose groups have no public domain (δ = 0 otherwise)."""
 MIN_CELL = 10
 WORKERS = 2
+PROVINCE_SCALE = 5_000_000
+"""From this many residents the benchmark gives each job more memory and time than the defaults."""
 """Enclave worker processes, as the job runner opens them (one per core on the reference machine)."""
+
+
+def limits_for(residents: int) -> Limits:
+    """Each job's limits at a city size: the defaults, raised for province-scale data as an
+    operator would raise them (``veilbox serve --worker-memory-mb … --job-timeout …``)."""
+    if residents < PROVINCE_SCALE:
+        return Limits()
+    return Limits(timeout_s=900.0, cpu_s=1800.0, memory_mb=8192)
 
 
 @dataclass(frozen=True)

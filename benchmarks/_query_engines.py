@@ -64,8 +64,8 @@ class Floors:
 class InProcess:
     """Veilbox's query path without HTTP: run_query, then the review gate's admission."""
 
-    def __init__(self, workdir: Path) -> None:
-        self.enclave = Enclave.open(workdir, workers=WORKERS)
+    def __init__(self, workdir: Path, limits: Limits) -> None:
+        self.enclave = Enclave.open(workdir, workers=WORKERS, limits=limits)
         self.policy: ScenarioPolicy = policy(self.enclave)
         self.config = dp_config()
         self.gate = Gate(workdir / "bench-review", self.enclave.ledger)

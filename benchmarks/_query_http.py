@@ -34,6 +34,7 @@ from benchmarks._query_workers import peak_mib, reset_peaks, worker_pids
 from benchmarks._report import check, progress
 from gateway.control import ControlPlane, bootstrap, control_url
 from ledger import Ledger
+from sandbox.pool import Limits
 from sandbox.quarantine import Quarantine
 
 _START_TIMEOUT_S = 180.0
@@ -56,7 +57,7 @@ class Throughput:
 class Platform:
     """A served platform over ``workdir`` with an operator, its developer and an authorization."""
 
-    def __init__(self, workdir: Path, log: Path) -> None:
+    def __init__(self, workdir: Path, log: Path, limits: Limits) -> None:
         self.workdir = workdir
         authority = _bootstrap(workdir)
         port = _free_port()
@@ -64,7 +65,12 @@ class Platform:
         self._log = log.open("wb")
         command = [sys.executable, "-c", "from gateway.cli import main; main()", "serve"]
         self.process = subprocess.Popen(
-            [*command, "--workdir", str(workdir), "--host", "127.0.0.1", "--port", str(port)],
+            [
+                *command,
+                *("--workdir", str(workdir), "--host", "127.0.0.1", "--port", str(port)),
+                *("--workers", str(WORKERS), "--worker-memory-mb", str(limits.memory_mb)),
+                *("--job-timeout", str(limits.timeout_s)),
+            ],
             stdout=self._log,
             stderr=subprocess.STDOUT,
         )

@@ -28,7 +28,7 @@ from functools import partial
 
 import httpx2
 
-from benchmarks._query_data import WORKERS, prepare
+from benchmarks._query_data import WORKERS, limits_for, prepare
 from benchmarks._query_engines import InProcess
 from benchmarks._query_http import Platform
 from benchmarks._query_report import (
@@ -148,9 +148,9 @@ def _measure_size(options: Options, size: _Size, jobs: int) -> list[Record]:
     city = prepare(scratch, size.residents, options.seed)
     gap = _smartnoise_gap(options, size)
     with contextlib.ExitStack() as stack:
-        in_process = InProcess(city.workdir)
+        in_process = InProcess(city.workdir, limits_for(size.residents))
         stack.callback(in_process.close)
-        platform = Platform(city.workdir, scratch / "server.log")
+        platform = Platform(city.workdir, scratch / "server.log", limits_for(size.residents))
         stack.callback(platform.close)
         smartnoise = None
         if gap is None:
