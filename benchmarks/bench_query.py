@@ -65,7 +65,9 @@ _CLIENTS = (1, 4, 16)
 _MODES = {
     "smoke": _Mode((_Size(2_000, 2, 0),), jobs=16),
     "quick": _Mode((_Size(100_000, 8, 3), _Size(1_000_000, 3, 2)), jobs=16),
-    "full": _Mode((_Size(100_000, 12, 4), _Size(1_000_000, 6, 3), _Size(10_000_000, 3, 1)), jobs=48),
+    # SmartNoise's in-memory SQLite copy is not attempted for 10M residents and their ~57M
+    # monthly rows on one machine, so the 10M size compares the DuckDB engines only.
+    "full": _Mode((_Size(100_000, 12, 4), _Size(1_000_000, 6, 3), _Size(10_000_000, 3, 0)), jobs=48),
 }
 
 
@@ -82,7 +84,10 @@ def _smartnoise_gap(options: Options, size: _Size) -> str | None:
     if options.mode == "smoke":
         return "smoke mode must not need the bench extra"
     if size.smartnoise_rounds == 0:
-        return "this mode runs no SmartNoise round at this size"
+        return (
+            "this mode runs no SmartNoise round at this size: its in-memory SQLite copy of the city "
+            "is not attempted beyond 1M residents"
+        )
     return unavailable()
 
 
