@@ -47,7 +47,7 @@ def limits_for(residents: int) -> Limits:
     operator would raise them (``veilbox serve --worker-memory-mb … --job-timeout …``)."""
     if residents < PROVINCE_SCALE:
         return Limits()
-    return Limits(timeout_s=900.0, cpu_s=1800.0, memory_mb=8192)
+    return Limits(timeout_s=900.0, cpu_s=1800.0, memory_mb=4096)
 
 
 @dataclass(frozen=True)
