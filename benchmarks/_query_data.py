@@ -20,8 +20,8 @@ from sandbox.city import CITY_COLUMNS, CITY_LEVELS, CITY_PROVIDERS
 from sandbox.dp import DpConfig
 from sandbox.enclave import Enclave
 from sandbox.ingest import IngestRequest, ingest
+from sandbox.limits import Limits
 from sandbox.policy import ScenarioPolicy
-from sandbox.pool import Limits
 from sandbox.synth import generate_city
 
 COLUMNS = {

@@ -30,8 +30,8 @@ from outbound_review import CheckParameters, Gate, SourceDataset, Submission
 from sandbox._worker import _Engine
 from sandbox.enclave import Enclave
 from sandbox.jobs import QueryJob, run_query
+from sandbox.limits import Limits
 from sandbox.policy import CheckedQuery, ScenarioPolicy
-from sandbox.pool import Limits
 
 SCENARIO = "bench-in-process"
 OPERATOR = "bench:operator"

@@ -34,7 +34,7 @@ from benchmarks._query_workers import peak_mib, reset_peaks, worker_pids
 from benchmarks._report import check, progress
 from gateway.control import ControlPlane, bootstrap, control_url
 from ledger import Ledger
-from sandbox.pool import Limits
+from sandbox.limits import Limits
 from sandbox.quarantine import Quarantine
 
 _START_TIMEOUT_S = 180.0

@@ -45,9 +45,9 @@ from sandbox.catalog import Tag
 from sandbox.enclave import Enclave
 from sandbox.errors import SandboxError
 from sandbox.jobs import JobOutcome, QueryJob, run_query
+from sandbox.limits import Limits
 from sandbox.models import ModelDp, ModelJob, run_model
 from sandbox.policy import CheckedQuery, ScenarioPolicy, check_query
-from sandbox.pool import Limits
 from sandbox.records import RecordJob, run_records
 
 ACTOR = "platform:runner"

@@ -18,7 +18,7 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 
 from gateway.runner import Runner
-from sandbox.pool import Limits
+from sandbox.limits import Limits
 
 IDLE_SECONDS = 0.5
 """How long an idle thread sleeps when nobody wakes it."""

@@ -33,7 +33,8 @@ from deid.pseudonym import Pseudonymizer
 from deid.vault import IdentifierVault
 from ledger import Ledger
 from sandbox.catalog import Catalog, check_name
-from sandbox.pool import Limits, WorkerPool
+from sandbox.limits import Limits
+from sandbox.pool import WorkerPool
 from sandbox.quarantine import Quarantine
 
 

@@ -19,7 +19,6 @@ import sys
 import threading
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -27,25 +26,9 @@ import pyarrow as pa
 
 from sandbox._worker import FRAME_LENGTH, write_frame
 from sandbox.errors import JobError, JobResourceError, JobTimeout
+from sandbox.limits import Limits
 
 _GRACE_S = 5.0
-
-
-@dataclass(frozen=True)
-class Limits:
-    """Per-job limits: wall time, CPU time, engine memory and threads, result size."""
-
-    timeout_s: float = 30.0
-    cpu_s: float = 60.0
-    memory_mb: int = 1024
-    threads: int = 1
-    max_result_bytes: int = 64 << 20
-
-    @property
-    def address_space_mb(self) -> int:
-        # The engine's own limit stops a query cleanly; this process limit, with room for
-        # the interpreter, libraries and thread stacks, stops anything that slips past it.
-        return self.memory_mb + 2048
 
 
 class _Worker:

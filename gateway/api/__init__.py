@@ -20,7 +20,7 @@ from fastapi import FastAPI, Request, Response
 from gateway import runner_process
 from gateway.api import answers, catalog, control, jobs, ledger, matching, problems, reviews
 from gateway.api.platform import Platform, Progress
-from sandbox.pool import Limits
+from sandbox.limits import Limits
 
 MAX_BODY_BYTES = 1 << 20
 """The largest request body accepted (the longest SQL is 100,000 characters)."""

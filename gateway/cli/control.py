@@ -11,7 +11,7 @@ from rich.console import Console
 
 from gateway.cli.client import Client, ClientError, command, emit, given, is_platform, require_platform
 from gateway.cli.enclave import DEFAULT_WORKDIR, Workdir
-from sandbox.pool import Limits
+from sandbox.limits import Limits
 
 top_app = typer.Typer(help="The platform itself: create, serve, show its keys.")
 org_app = typer.Typer(no_args_is_help=True, help="Organisations: the authority, providers, operators…")

@@ -11,8 +11,8 @@ import pytest
 from outbound_review import ReleaseDescriptor, ReleaseIndex, ResultEvidence, describe_release, run_checks
 from sandbox.enclave import Enclave
 from sandbox.jobs import QueryJob, run_query
+from sandbox.limits import Limits
 from sandbox.policy import ScenarioPolicy, check_query
-from sandbox.pool import Limits
 from sandbox.synth import generate_city
 from tests.support import ingest_city
 

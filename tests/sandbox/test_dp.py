@@ -11,8 +11,8 @@ from sandbox.dp import DpConfig, plan
 from sandbox.enclave import Enclave
 from sandbox.errors import PolicyViolation
 from sandbox.jobs import BUDGET_RULE, QueryJob, run_query
+from sandbox.limits import Limits
 from sandbox.policy import ScenarioPolicy, check_query
-from sandbox.pool import Limits
 from sandbox.synth import generate_city
 from tests.support import ingest_city
 

@@ -10,7 +10,8 @@ import duckdb
 import pytest
 
 from sandbox.errors import JobError, JobResourceError, JobTimeout
-from sandbox.pool import Limits, WorkerPool
+from sandbox.limits import Limits
+from sandbox.pool import WorkerPool
 
 
 @pytest.fixture(scope="module")

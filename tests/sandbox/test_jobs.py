@@ -14,9 +14,9 @@ from sandbox.city import CITY_COLUMNS, DISTRICTS
 from sandbox.enclave import Enclave
 from sandbox.errors import JobError, PolicyViolation
 from sandbox.jobs import CONFINEMENT_RULE, PythonJob, QueryJob, execute_checked, run_python, run_query
+from sandbox.limits import Limits
 from sandbox.mock import MARKER, mock_tables, run_mock
 from sandbox.policy import ScenarioPolicy
-from sandbox.pool import Limits
 from sandbox.synth import generate_city
 from tests.support import ingest_city
 

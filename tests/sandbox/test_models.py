@@ -25,9 +25,9 @@ from sandbox.catalog import Tag
 from sandbox.enclave import Enclave
 from sandbox.errors import PolicyViolation
 from sandbox.jobs import BUDGET_RULE, CONFINEMENT_RULE, JobOutcome, execute_checked
+from sandbox.limits import Limits
 from sandbox.models import MODEL_CHECKS, MODELS, ModelDp, ModelJob, check_features, run_model
 from sandbox.policy import ScenarioPolicy
-from sandbox.pool import Limits
 from sandbox.synth import generate_city
 from tests.support import ingest_city
 

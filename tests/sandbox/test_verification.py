@@ -20,8 +20,8 @@ from deid.identifiers import normalize_identifier
 from sandbox.catalog import Tag
 from sandbox.enclave import Enclave
 from sandbox.errors import VerificationError
+from sandbox.limits import Limits
 from sandbox.policy import ScenarioPolicy
-from sandbox.pool import Limits
 from sandbox.synth import generate_city
 from sandbox.verification import (
     CITY_TEMPLATES,

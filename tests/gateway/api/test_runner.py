@@ -13,7 +13,7 @@ import pytest
 from gateway.jobs import claim, load
 from gateway.runner import Runner
 from sandbox.jobs import JobOutcome
-from sandbox.pool import Limits
+from sandbox.limits import Limits
 from tests.gateway.api.conftest import GOVERNANCE_COLUMNS, World, running_world
 
 
