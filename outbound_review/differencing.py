@@ -34,17 +34,12 @@ inside ``a``, ``A(a) − Σ B(bi)`` is the exact count of people in ``a`` and in
 Scope: earlier releases of the same scenario, and of the same operator across scenarios.
 Nesting (1, 2) needs the same set of datasets, since a join changes the population.
 
-Index (``outbound_review._difference_index``). Releases are bucketed by scope (scenario or
-operator), dataset set, and the set of columns their cells constrain (filter ∪ grouping).
-``b`` inside ``a`` requires ``B``'s columns to include ``A``'s, so a check only visits
-buckets whose column set is a superset or subset of ``N``'s; opaque releases sit in a
-per-dataset list of their own. Combinations are not tried pair by pair: every recorded
-release's cells are kept summed onto each grouping in use, sorted per cell, so for ``N``
-inside a cell of ``A`` only the releases whose sums leave 1 … ``min_cell − 1`` people are
-tested (found by binary search), and pairs inside ``N`` are found per cell the same way.
-Releases of one shape (grouping and filter) that contain ``N`` share that work. The cost of
-a check grows with the releases comparable with ``N``, not with pairs of them nor with the
-whole history; findings and their order are those of trying every pair.
+Index. Releases are bucketed by scope (scenario or operator), dataset set, and the set of
+columns their cells constrain (filter ∪ grouping). ``b`` inside ``a`` requires ``B``'s
+columns to include ``A``'s, so a check only visits buckets whose column set is a superset
+or subset of ``N``'s: the cost grows with the number of distinct column sets and of
+genuinely comparable releases, not with the whole history. Opaque releases sit in a
+per-dataset list of their own.
 
 Not claimed: overlaps that do not nest (``[20, 40]`` vs ``[30, 50]``), combinations of
 three or more releases besides ``A``, value-set complements that need the column's domain
@@ -53,49 +48,110 @@ three or more releases besides ``A``, value-set complements that need the column
 
 from __future__ import annotations
 
+import bisect
 import datetime as dt
 import itertools
 import json
 import operator
-from collections.abc import Callable, Iterable, Mapping
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal
 
-from outbound_review._difference_index import (
-    GroupKey,
-    Interval,
-    Outcome,
-    Partners,
-    Predicate,
-    ReleaseStore,
-    Shape,
-    Value,
-    ValueSet,
-    close_pairs,
-    counts_close,
-    inside_shape,
-    inside_sums,
-    populations_disjoint,
-)
 from outbound_review.errors import ReviewError
 
-__all__ = [
-    "RULE_ID",
-    "DifferencingFinding",
-    "FindingKind",
-    "GroupKey",
-    "Interval",
-    "Predicate",
-    "ReleaseDescriptor",
-    "ReleaseIndex",
-    "Value",
-    "ValueSet",
-]
-
 RULE_ID = "SDC-DIFFERENCING"
+
+Value = str | int | float | bool | dt.date | None
+GroupKey = tuple[Value, ...]
 FindingKind = Literal["nested", "combined", "opaque"]
+
+
+@dataclass(frozen=True)
+class ValueSet:
+    """The values a column may take (``=``, ``IN``), or with ``negated`` the ones it may not
+    (``<>``, ``NOT IN``; SQL nulls never satisfy a negated set)."""
+
+    values: frozenset[Value]
+    negated: bool = False
+
+
+@dataclass(frozen=True)
+class Interval:
+    """Values of an ordered column between ``low`` and ``high``; ``None`` leaves a side open."""
+
+    low: Value = None
+    high: Value = None
+    low_closed: bool = True
+    high_closed: bool = True
+
+
+Predicate = ValueSet | Interval
+
+
+def _bound_inside(
+    v: Value, closed: bool, limit: Value, limit_closed: bool, beyond: Callable[..., bool]
+) -> bool:
+    """Whether the bound ``v`` lies on the inner side of ``limit`` (``beyond`` says which side)."""
+    if limit is None:
+        return True
+    if v is None:
+        return False
+    return bool(beyond(v, limit)) or (v == limit and (limit_closed or not closed))
+
+
+def _in_interval(v: Value, q: Interval) -> bool:
+    return v is not None and (
+        _bound_inside(v, True, q.low, q.low_closed, operator.gt)
+        and _bound_inside(v, True, q.high, q.high_closed, operator.lt)
+    )
+
+
+def _satisfies(v: Value, q: Predicate) -> bool:
+    if isinstance(q, Interval):
+        return _in_interval(v, q)
+    if v is None:
+        return not q.negated and None in q.values
+    return (v in q.values) != q.negated
+
+
+def _below(p: Interval, q: Interval) -> bool:
+    """Whether every value of ``p`` lies below every value of ``q``."""
+    if p.high is None or q.low is None:
+        return False
+    return bool(operator.lt(p.high, q.low)) or (p.high == q.low and not (p.high_closed and q.low_closed))
+
+
+def _implies(p: Predicate, q: Predicate) -> bool:
+    """Whether every value satisfying ``p`` satisfies ``q``; False whenever that is not provable."""
+    try:
+        if isinstance(p, ValueSet) and not p.negated:
+            return all(_satisfies(v, q) for v in p.values)
+        if isinstance(p, ValueSet):
+            return isinstance(q, ValueSet) and q.negated and q.values <= p.values
+        if isinstance(q, Interval):
+            return _bound_inside(p.low, p.low_closed, q.low, q.low_closed, operator.gt) and _bound_inside(
+                p.high, p.high_closed, q.high, q.high_closed, operator.lt
+            )
+        return q.negated and not any(_in_interval(v, p) for v in q.values)
+    except TypeError:
+        return False
+
+
+def _disjoint(p: Predicate, q: Predicate) -> bool:
+    """Whether no value satisfies both; False whenever that is not provable."""
+    try:
+        if isinstance(p, ValueSet) and not p.negated:
+            return not any(_satisfies(v, q) for v in p.values)
+        if isinstance(q, ValueSet) and not q.negated:
+            return _disjoint(q, p)
+        if isinstance(p, Interval) and isinstance(q, Interval):
+            return _below(p, q) or _below(q, p)
+        return False
+    except TypeError:
+        return False
 
 
 @dataclass(frozen=True)
@@ -187,50 +243,6 @@ class ReleaseDescriptor:
         preds.update((c, ValueSet(frozenset([v]))) for c, v in zip(self.grouping, key, strict=True))
         return preds
 
-    def _key_of(self, columns: tuple[str, ...]) -> Callable[[GroupKey], GroupKey] | None:
-        """A function from a cell's key to its values on ``columns`` (each grouped or fixed by
-        the filter to one value), or None if the cells do not pin them all."""
-        at: list[int] = []
-        fixed: list[Value] = []
-        for c in columns:
-            pin = self._pins.get(c)
-            if pin is None:
-                return None
-            # A value the filter fixes is read from past the end of the key, where it is appended.
-            at.append(pin[0] if pin[0] >= 0 else len(self.grouping) + len(fixed))
-            if pin[0] < 0:
-                fixed.append(pin[1])
-        extra = tuple(fixed)
-        if len(at) < 2:
-            # One column or none: a 1-tuple, or the values the filter fixes (possibly none).
-            return (lambda key: extra) if fixed or not at else (lambda key: (key[at[0]],))
-        get = operator.itemgetter(*at)
-        return (lambda key: get(key + extra)) if fixed else get
-
-    @cached_property
-    def _pins(self) -> dict[str, tuple[int, Value]]:
-        # The grouping overrides the filter on a column it shares, as in cell_predicates.
-        pins: dict[str, tuple[int, Value]] = {
-            c: (-1, next(iter(q.values)))
-            for c, q in self.filter
-            if isinstance(q, ValueSet) and not q.negated and len(q.values) == 1
-        }
-        pins.update((c, (i, None)) for i, c in enumerate(self.grouping))
-        return pins
-
-    @cached_property
-    def _filter_map(self) -> dict[str, Predicate]:
-        return dict(self.filter)
-
-    @cached_property
-    def _residual(self) -> tuple[tuple[str, Predicate], ...]:
-        """The filter on the columns the release does not group (those constrain every cell)."""
-        return tuple((c, q) for c, q in self.filter if c not in self.grouping)
-
-    @cached_property
-    def _sorted_counts(self) -> list[int]:
-        return sorted(self.counts.values())
-
 
 @dataclass(frozen=True)
 class DifferencingFinding:
@@ -249,12 +261,64 @@ class DifferencingFinding:
     rule_id: str = RULE_ID
 
 
+def _inside_sums(outer: ReleaseDescriptor, inner: ReleaseDescriptor) -> dict[GroupKey, int]:
+    """For each cell of ``outer``, the total of ``inner``'s cells provably inside it (cells
+    with none inside are absent)."""
+    grouped = set(outer.grouping)
+    filtered = [(c, q) for c, q in outer.filter if c not in grouped]
+    inner_filter = dict(inner.filter)
+    # Columns inner filters but does not group are the same for all its cells: test them once.
+    if any(
+        c not in inner.grouping and not (c in inner_filter and _implies(inner_filter[c], q))
+        for c, q in filtered
+    ):
+        return {}
+    sums: dict[GroupKey, int] = {}
+    for key, count in inner.cells:
+        preds = inner.cell_predicates(key)
+        # An inner cell sits inside one outer cell only if it pins every outer grouping column.
+        pinned = [preds.get(c) for c in outer.grouping]
+        if not all(isinstance(p, ValueSet) and not p.negated and len(p.values) == 1 for p in pinned):
+            continue
+        okey = tuple(next(iter(p.values)) for p in pinned if isinstance(p, ValueSet))
+        if okey in outer.counts and all(c in preds and _implies(preds[c], q) for c, q in filtered):
+            sums[okey] = sums.get(okey, 0) + count
+    return sums
+
+
+def _populations_disjoint(a: ReleaseDescriptor, b: ReleaseDescriptor) -> bool:
+    other = dict(b.filter)
+    return any(c in other and _disjoint(p, other[c]) for c, p in a.filter)
+
+
+def _counts_close(a: ReleaseDescriptor, b: ReleaseDescriptor, min_cell: int) -> bool:
+    """Whether some count of ``a`` and some count of ``b`` differ by between 1 and min_cell − 1."""
+    ordered = sorted(b.counts.values())
+    for x in a.counts.values():
+        lo = bisect.bisect_right(ordered, x - min_cell)
+        hi = bisect.bisect_left(ordered, x + min_cell)
+        if any(y != x for y in ordered[lo:hi]):
+            return True
+    return False
+
+
+Scope = tuple[str, str]
+
+
+def _scopes(r: ReleaseDescriptor) -> tuple[Scope, Scope]:
+    return ("scenario", r.scenario), ("operator", r.operator)
+
+
 class ReleaseIndex:
     """Earlier releases, indexed so a new one meets only those it could be differenced with."""
 
     def __init__(self) -> None:
         self._releases: dict[str, ReleaseDescriptor] = {}
-        self._store = ReleaseStore()
+        self._nesting: defaultdict[
+            tuple[Scope, frozenset[str]], defaultdict[frozenset[str], list[ReleaseDescriptor]]
+        ] = defaultdict(lambda: defaultdict(list))
+        self._by_dataset: defaultdict[tuple[Scope, str], list[ReleaseDescriptor]] = defaultdict(list)
+        self._opaque_by_dataset: defaultdict[tuple[Scope, str], list[ReleaseDescriptor]] = defaultdict(list)
 
     def __len__(self) -> int:
         return len(self._releases)
@@ -264,64 +328,68 @@ class ReleaseIndex:
         if release.release_id in self._releases:
             raise ReviewError(f"{RULE_ID}: release {release.release_id} is already recorded")
         self._releases[release.release_id] = release
-        self._store.add(release)
+        for scope in _scopes(release):
+            for ds in release.datasets:
+                self._by_dataset[scope, ds].append(release)
+                if release.opaque:
+                    self._opaque_by_dataset[scope, ds].append(release)
+            if not release.opaque:
+                self._nesting[scope, release.datasets][release.columns].append(release)
+
+    def _unique(
+        self, groups: Iterable[Iterable[ReleaseDescriptor]], new: ReleaseDescriptor
+    ) -> Iterator[ReleaseDescriptor]:
+        seen = {new.release_id}
+        for r in itertools.chain.from_iterable(groups):
+            if r.release_id not in seen:
+                seen.add(r.release_id)
+                yield r
+
+    def _nestable(
+        self, r: ReleaseDescriptor, new: ReleaseDescriptor, *, inside: bool | None
+    ) -> list[ReleaseDescriptor]:
+        """Releases in ``new``'s scope over ``r``'s datasets whose cells could lie inside
+        ``r``'s (``inside``), contain them (``not inside``), or any (``None``)."""
+        groups = [
+            rels
+            for scope in _scopes(new)
+            for cols, rels in self._nesting.get((scope, r.datasets), {}).items()
+            if inside is None or (cols >= r.columns if inside else cols <= r.columns)
+        ]
+        return [e for e in self._unique(groups, new) if e.release_id != r.release_id]
 
     def check(self, new: ReleaseDescriptor, min_cell: int) -> list[DifferencingFinding]:
         """Every way ``new`` and the recorded releases isolate fewer than ``min_cell`` people.
 
         ``new`` itself is not recorded; call :meth:`add` once it is released.
         """
-        store = self._store
         if new.opaque:
-            return self._check_opaque(new, store.same_datasets(new, opaque=False), min_cell)
-        findings = self._check_opaque(new, store.same_datasets(new, opaque=True), min_cell)
-        outers, inners = store.comparable(new)
-        return findings + self._around(new, outers, min_cell) + self._within(new, inners, min_cell)
-
-    def _around(
-        self, new: ReleaseDescriptor, outers: list[ReleaseDescriptor], min_cell: int
-    ) -> list[DifferencingFinding]:
-        """Findings where an earlier release contains ``new``: alone, or with one disjoint from it."""
-        findings: list[DifferencingFinding] = []
-        shapes: dict[Shape, dict[GroupKey, int]] = {}
-        outcomes: dict[tuple[Shape, tuple[int | None, ...]], Outcome] = {}
-        search = Partners(self._store, new, min_cell)
-        for outer in outers:
-            shape = outer.grouping, outer._residual
-            if shape not in shapes:
-                shapes[shape] = inside_shape(*shape, new)
-            if not shapes[shape]:
-                continue
-            # Outers of one shape with the same counts in the cells new reaches behave alike.
-            counts = tuple(map(outer.counts.get, shapes[shape]))
-            if (shape, counts) not in outcomes:
-                outcomes[shape, counts] = search.outcome(outer, shapes[shape], counts)
-            sums, nested, partners = outcomes[shape, counts]
-            if nested:
+            return self._check_opaque(new, self._same_datasets(new, self._by_dataset), min_cell)
+        findings = self._check_opaque(new, self._same_datasets(new, self._opaque_by_dataset), min_cell)
+        # Partners of new inside an earlier release must be disjoint from new whatever the
+        # outer release is, so they are found once per check, not once per outer release.
+        disjoint = [b for b in self._nestable(new, new, inside=None) if _populations_disjoint(new, b)]
+        for outer in self._nestable(new, new, inside=False):
+            sums = _inside_sums(outer, new)
+            if sums:
                 findings += _shortfalls(outer, new, [(new, sums)], min_cell)
-            parts = [(b, inside_sums(outer, b)) for b in partners if b.release_id != outer.release_id]
-            if parts:
-                findings += _combined(outer, new, [(new, sums)], parts, min_cell)
+                partners = [
+                    (b, _inside_sums(outer, b))
+                    for b in disjoint
+                    if b.release_id != outer.release_id and b.columns >= outer.columns
+                ]
+                findings += _combined(outer, new, [(new, sums)], partners, min_cell)
+        inners = [(b, _inside_sums(new, b)) for b in self._nestable(new, new, inside=True)]
+        inners = [(b, s) for b, s in inners if s]
+        for b, sums in inners:
+            findings += _shortfalls(new, new, [(b, sums)], min_cell)
+        findings += _combined(new, new, inners, inners, min_cell)
         return findings
 
-    def _within(
-        self, new: ReleaseDescriptor, inners: list[ReleaseDescriptor], min_cell: int
-    ) -> list[DifferencingFinding]:
-        """Findings where earlier releases lie inside ``new``: one alone, or two disjoint ones."""
-        parts = [(b, sums) for b in inners if (sums := self._store.inside_sums(new, b))]
-        findings = []
-        for b, sums in parts:
-            if any(0 < new.counts[k] - v < min_cell for k, v in sums.items()):
-                findings += _shortfalls(new, new, [(b, sums)], min_cell)
-        # Each pair once, the lower id first, in the order of the list: as trying every pair would.
-        ordered = sorted(
-            (i, j)
-            for i, j in close_pairs([s for _, s in parts], new.counts, min_cell)
-        )
-        for i, j in ordered:
-            if populations_disjoint(parts[i][0], parts[j][0]):
-                findings += _shortfalls(new, new, [parts[i], parts[j]], min_cell)
-        return findings
+    def _same_datasets(
+        self, new: ReleaseDescriptor, table: Mapping[tuple[Scope, str], list[ReleaseDescriptor]]
+    ) -> list[ReleaseDescriptor]:
+        return list(self._unique((table.get((s, ds), []) for s in _scopes(new) for ds in new.datasets), new))
 
     @staticmethod
     def _check_opaque(
@@ -332,7 +400,7 @@ class ReleaseIndex:
             if (
                 (new.opaque and other.narrow)
                 or (other.opaque and new.narrow)
-                or counts_close(new, other, min_cell)
+                or _counts_close(new, other, min_cell)
             ):
                 findings.append(
                     DifferencingFinding(
@@ -403,7 +471,7 @@ def _combined(
         # Each unordered pair once; when both lists are the same, order by id.
         if b1.release_id >= b2.release_id and firsts is seconds:
             continue
-        if s2 and b1.release_id != b2.release_id and populations_disjoint(b1, b2):
+        if s2 and b1.release_id != b2.release_id and _populations_disjoint(b1, b2):
             findings += _shortfalls(outer, new, [(b1, s1), (b2, s2)], min_cell)
     return findings
 
