@@ -122,17 +122,18 @@ def test_a_unit_with_several_rows_is_always_bounded(
     assert sum(r["__dp_n"] for r in rows) <= people, "one row per resident at most"
 
 
+def _insured(enclave: Enclave, policy: ScenarioPolicy) -> int:
+    """How many residents have social insurance rows, counted exactly."""
+    sql = "SELECT COUNT(DISTINCT resident_id) AS n FROM social_insurance"
+    return int(str(_plain(enclave, policy, sql, ("social_insurance",))[0]["n"]))
+
+
 def test_one_row_per_unit_keeps_one_random_row_of_each(enclave: Enclave, policy: ScenarioPolicy) -> None:
     sql = "SELECT month, COUNT(*) AS n, SUM(base_salary) AS paid FROM social_insurance GROUP BY month"
     rewritten = _plan(policy, sql, max_rows=1, max_groups=4)
     assert "OVER" not in rewritten.sql, "one row per unit is one aggregate, not rank windows"
     rows = _exact(enclave, rewritten, ("social_insurance",))
-    insured = _plain(
-        enclave,
-        policy,
-        "SELECT COUNT(DISTINCT resident_id) AS n FROM social_insurance",
-        ("social_insurance",),
-    )[0]["n"]
+    insured = _insured(enclave, policy)
     assert sum(r["__dp_n"] for r in rows) == sum(r["__dp_units"] for r in rows) == insured
     assert all(r["__dp_s0"] <= r["__dp_n"] * 50_000 * 1000 for r in rows), "clamped to the declared bound"
     # The seeded hash picks the month, not the order of months: no month takes a third.
@@ -146,12 +147,7 @@ def test_several_rows_per_unit_keep_the_rank_windows(enclave: Enclave, policy: S
     rewritten = _plan(policy, sql, max_rows=3, max_groups=2)
     assert "OVER" in rewritten.sql
     rows = _exact(enclave, rewritten, ("social_insurance",))
-    insured = _plain(
-        enclave,
-        policy,
-        "SELECT COUNT(DISTINCT resident_id) AS n FROM social_insurance",
-        ("social_insurance",),
-    )[0]["n"]
+    insured = _insured(enclave, policy)
     kept = sum(r["__dp_n"] for r in rows)
     # One row per month: two groups of a unit keep two of its rows, never its third.
     assert insured < kept <= 2 * insured
