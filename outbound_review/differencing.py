@@ -34,12 +34,15 @@ inside ``a``, ``A(a) − Σ B(bi)`` is the exact count of people in ``a`` and in
 Scope: earlier releases of the same scenario, and of the same operator across scenarios.
 Nesting (1, 2) needs the same set of datasets, since a join changes the population.
 
-Index. Releases are bucketed by scope (scenario or operator), dataset set, and the set of
-columns their cells constrain (filter ∪ grouping). ``b`` inside ``a`` requires ``B``'s
-columns to include ``A``'s, so a check only visits buckets whose column set is a superset
-or subset of ``N``'s: the cost grows with the number of distinct column sets and of
-genuinely comparable releases, not with the whole history. Opaque releases sit in a
-per-dataset list of their own.
+Index (``outbound_review._difference_index``). Releases are bucketed by scope, dataset set,
+and the set of columns their cells constrain (filter ∪ grouping): ``b`` inside ``a`` requires
+``B``'s columns to include ``A``'s, so a check visits only buckets whose column set is a
+superset or subset of ``N``'s. Combinations are not tried pair by pair: every recorded
+release's cells are kept summed onto each grouping in use, sorted per cell, so only the
+releases whose sums leave 1 … ``min_cell − 1`` people are tested (found by binary search), and
+releases of one shape that contain ``N`` share that work. A check costs in proportion to the
+releases comparable with ``N``, not to pairs of them; its findings, and their order, are those
+of trying every pair.
 
 Not claimed: overlaps that do not nest (``[20, 40]`` vs ``[30, 50]``), combinations of
 three or more releases besides ``A``, value-set complements that need the column's domain
@@ -48,110 +51,48 @@ three or more releases besides ``A``, value-set complements that need the column
 
 from __future__ import annotations
 
-import bisect
 import datetime as dt
 import itertools
 import json
 import operator
-from collections import defaultdict
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal
 
+from outbound_review._difference_index import (
+    GroupKey,
+    Interval,
+    Predicate,
+    ReleaseStore,
+    Value,
+    ValueSet,
+    close_pairs,
+    counts_close,
+    filters_inside,
+    inside_shape,
+    inside_sums,
+    leaves_few,
+    populations_disjoint,
+)
 from outbound_review.errors import ReviewError
 
+__all__ = [
+    "RULE_ID",
+    "DifferencingFinding",
+    "FindingKind",
+    "GroupKey",
+    "Interval",
+    "Predicate",
+    "ReleaseDescriptor",
+    "ReleaseIndex",
+    "Value",
+    "ValueSet",
+]
+
 RULE_ID = "SDC-DIFFERENCING"
-
-Value = str | int | float | bool | dt.date | None
-GroupKey = tuple[Value, ...]
 FindingKind = Literal["nested", "combined", "opaque"]
-
-
-@dataclass(frozen=True)
-class ValueSet:
-    """The values a column may take (``=``, ``IN``), or with ``negated`` the ones it may not
-    (``<>``, ``NOT IN``; SQL nulls never satisfy a negated set)."""
-
-    values: frozenset[Value]
-    negated: bool = False
-
-
-@dataclass(frozen=True)
-class Interval:
-    """Values of an ordered column between ``low`` and ``high``; ``None`` leaves a side open."""
-
-    low: Value = None
-    high: Value = None
-    low_closed: bool = True
-    high_closed: bool = True
-
-
-Predicate = ValueSet | Interval
-
-
-def _bound_inside(
-    v: Value, closed: bool, limit: Value, limit_closed: bool, beyond: Callable[..., bool]
-) -> bool:
-    """Whether the bound ``v`` lies on the inner side of ``limit`` (``beyond`` says which side)."""
-    if limit is None:
-        return True
-    if v is None:
-        return False
-    return bool(beyond(v, limit)) or (v == limit and (limit_closed or not closed))
-
-
-def _in_interval(v: Value, q: Interval) -> bool:
-    return v is not None and (
-        _bound_inside(v, True, q.low, q.low_closed, operator.gt)
-        and _bound_inside(v, True, q.high, q.high_closed, operator.lt)
-    )
-
-
-def _satisfies(v: Value, q: Predicate) -> bool:
-    if isinstance(q, Interval):
-        return _in_interval(v, q)
-    if v is None:
-        return not q.negated and None in q.values
-    return (v in q.values) != q.negated
-
-
-def _below(p: Interval, q: Interval) -> bool:
-    """Whether every value of ``p`` lies below every value of ``q``."""
-    if p.high is None or q.low is None:
-        return False
-    return bool(operator.lt(p.high, q.low)) or (p.high == q.low and not (p.high_closed and q.low_closed))
-
-
-def _implies(p: Predicate, q: Predicate) -> bool:
-    """Whether every value satisfying ``p`` satisfies ``q``; False whenever that is not provable."""
-    try:
-        if isinstance(p, ValueSet) and not p.negated:
-            return all(_satisfies(v, q) for v in p.values)
-        if isinstance(p, ValueSet):
-            return isinstance(q, ValueSet) and q.negated and q.values <= p.values
-        if isinstance(q, Interval):
-            return _bound_inside(p.low, p.low_closed, q.low, q.low_closed, operator.gt) and _bound_inside(
-                p.high, p.high_closed, q.high, q.high_closed, operator.lt
-            )
-        return q.negated and not any(_in_interval(v, p) for v in q.values)
-    except TypeError:
-        return False
-
-
-def _disjoint(p: Predicate, q: Predicate) -> bool:
-    """Whether no value satisfies both; False whenever that is not provable."""
-    try:
-        if isinstance(p, ValueSet) and not p.negated:
-            return not any(_satisfies(v, q) for v in p.values)
-        if isinstance(q, ValueSet) and not q.negated:
-            return _disjoint(q, p)
-        if isinstance(p, Interval) and isinstance(q, Interval):
-            return _below(p, q) or _below(q, p)
-        return False
-    except TypeError:
-        return False
 
 
 @dataclass(frozen=True)
@@ -243,6 +184,50 @@ class ReleaseDescriptor:
         preds.update((c, ValueSet(frozenset([v]))) for c, v in zip(self.grouping, key, strict=True))
         return preds
 
+    def _key_of(self, columns: tuple[str, ...]) -> Callable[[GroupKey], GroupKey] | None:
+        """A function from a cell's key to its values on ``columns`` (each grouped or fixed by
+        the filter to one value), or None if the cells do not pin them all."""
+        at: list[int] = []
+        fixed: list[Value] = []
+        for c in columns:
+            pin = self._pins.get(c)
+            if pin is None:
+                return None
+            # A value the filter fixes is read from past the end of the key, where it is appended.
+            at.append(pin[0] if pin[0] >= 0 else len(self.grouping) + len(fixed))
+            if pin[0] < 0:
+                fixed.append(pin[1])
+        extra = tuple(fixed)
+        if len(at) < 2:
+            # One column or none: a 1-tuple, or the values the filter fixes (possibly none).
+            return (lambda key: extra) if fixed or not at else (lambda key: (key[at[0]],))
+        get = operator.itemgetter(*at)
+        return (lambda key: get(key + extra)) if fixed else get
+
+    @cached_property
+    def _pins(self) -> dict[str, tuple[int, Value]]:
+        # The grouping overrides the filter on a column it shares, as in cell_predicates.
+        pins: dict[str, tuple[int, Value]] = {
+            c: (-1, next(iter(q.values)))
+            for c, q in self.filter
+            if isinstance(q, ValueSet) and not q.negated and len(q.values) == 1
+        }
+        pins.update((c, (i, None)) for i, c in enumerate(self.grouping))
+        return pins
+
+    @cached_property
+    def _filter_map(self) -> dict[str, Predicate]:
+        return dict(self.filter)
+
+    @cached_property
+    def _residual(self) -> tuple[tuple[str, Predicate], ...]:
+        """The filter on the columns the release does not group (those constrain every cell)."""
+        return tuple((c, q) for c, q in self.filter if c not in self.grouping)
+
+    @cached_property
+    def _sorted_counts(self) -> list[int]:
+        return sorted(self.counts.values())
+
 
 @dataclass(frozen=True)
 class DifferencingFinding:
@@ -261,64 +246,12 @@ class DifferencingFinding:
     rule_id: str = RULE_ID
 
 
-def _inside_sums(outer: ReleaseDescriptor, inner: ReleaseDescriptor) -> dict[GroupKey, int]:
-    """For each cell of ``outer``, the total of ``inner``'s cells provably inside it (cells
-    with none inside are absent)."""
-    grouped = set(outer.grouping)
-    filtered = [(c, q) for c, q in outer.filter if c not in grouped]
-    inner_filter = dict(inner.filter)
-    # Columns inner filters but does not group are the same for all its cells: test them once.
-    if any(
-        c not in inner.grouping and not (c in inner_filter and _implies(inner_filter[c], q))
-        for c, q in filtered
-    ):
-        return {}
-    sums: dict[GroupKey, int] = {}
-    for key, count in inner.cells:
-        preds = inner.cell_predicates(key)
-        # An inner cell sits inside one outer cell only if it pins every outer grouping column.
-        pinned = [preds.get(c) for c in outer.grouping]
-        if not all(isinstance(p, ValueSet) and not p.negated and len(p.values) == 1 for p in pinned):
-            continue
-        okey = tuple(next(iter(p.values)) for p in pinned if isinstance(p, ValueSet))
-        if okey in outer.counts and all(c in preds and _implies(preds[c], q) for c, q in filtered):
-            sums[okey] = sums.get(okey, 0) + count
-    return sums
-
-
-def _populations_disjoint(a: ReleaseDescriptor, b: ReleaseDescriptor) -> bool:
-    other = dict(b.filter)
-    return any(c in other and _disjoint(p, other[c]) for c, p in a.filter)
-
-
-def _counts_close(a: ReleaseDescriptor, b: ReleaseDescriptor, min_cell: int) -> bool:
-    """Whether some count of ``a`` and some count of ``b`` differ by between 1 and min_cell − 1."""
-    ordered = sorted(b.counts.values())
-    for x in a.counts.values():
-        lo = bisect.bisect_right(ordered, x - min_cell)
-        hi = bisect.bisect_left(ordered, x + min_cell)
-        if any(y != x for y in ordered[lo:hi]):
-            return True
-    return False
-
-
-Scope = tuple[str, str]
-
-
-def _scopes(r: ReleaseDescriptor) -> tuple[Scope, Scope]:
-    return ("scenario", r.scenario), ("operator", r.operator)
-
-
 class ReleaseIndex:
     """Earlier releases, indexed so a new one meets only those it could be differenced with."""
 
     def __init__(self) -> None:
         self._releases: dict[str, ReleaseDescriptor] = {}
-        self._nesting: defaultdict[
-            tuple[Scope, frozenset[str]], defaultdict[frozenset[str], list[ReleaseDescriptor]]
-        ] = defaultdict(lambda: defaultdict(list))
-        self._by_dataset: defaultdict[tuple[Scope, str], list[ReleaseDescriptor]] = defaultdict(list)
-        self._opaque_by_dataset: defaultdict[tuple[Scope, str], list[ReleaseDescriptor]] = defaultdict(list)
+        self._store = ReleaseStore()
 
     def __len__(self) -> int:
         return len(self._releases)
@@ -328,68 +261,64 @@ class ReleaseIndex:
         if release.release_id in self._releases:
             raise ReviewError(f"{RULE_ID}: release {release.release_id} is already recorded")
         self._releases[release.release_id] = release
-        for scope in _scopes(release):
-            for ds in release.datasets:
-                self._by_dataset[scope, ds].append(release)
-                if release.opaque:
-                    self._opaque_by_dataset[scope, ds].append(release)
-            if not release.opaque:
-                self._nesting[scope, release.datasets][release.columns].append(release)
-
-    def _unique(
-        self, groups: Iterable[Iterable[ReleaseDescriptor]], new: ReleaseDescriptor
-    ) -> Iterator[ReleaseDescriptor]:
-        seen = {new.release_id}
-        for r in itertools.chain.from_iterable(groups):
-            if r.release_id not in seen:
-                seen.add(r.release_id)
-                yield r
-
-    def _nestable(
-        self, r: ReleaseDescriptor, new: ReleaseDescriptor, *, inside: bool | None
-    ) -> list[ReleaseDescriptor]:
-        """Releases in ``new``'s scope over ``r``'s datasets whose cells could lie inside
-        ``r``'s (``inside``), contain them (``not inside``), or any (``None``)."""
-        groups = [
-            rels
-            for scope in _scopes(new)
-            for cols, rels in self._nesting.get((scope, r.datasets), {}).items()
-            if inside is None or (cols >= r.columns if inside else cols <= r.columns)
-        ]
-        return [e for e in self._unique(groups, new) if e.release_id != r.release_id]
+        self._store.add(release)
 
     def check(self, new: ReleaseDescriptor, min_cell: int) -> list[DifferencingFinding]:
         """Every way ``new`` and the recorded releases isolate fewer than ``min_cell`` people.
 
         ``new`` itself is not recorded; call :meth:`add` once it is released.
         """
+        store = self._store
         if new.opaque:
-            return self._check_opaque(new, self._same_datasets(new, self._by_dataset), min_cell)
-        findings = self._check_opaque(new, self._same_datasets(new, self._opaque_by_dataset), min_cell)
-        # Partners of new inside an earlier release must be disjoint from new whatever the
-        # outer release is, so they are found once per check, not once per outer release.
-        disjoint = [b for b in self._nestable(new, new, inside=None) if _populations_disjoint(new, b)]
-        for outer in self._nestable(new, new, inside=False):
-            sums = _inside_sums(outer, new)
-            if sums:
+            return self._check_opaque(new, store.same_datasets(new, opaque=False), min_cell)
+        findings = self._check_opaque(new, store.same_datasets(new, opaque=True), min_cell)
+        outers, inners = store.comparable(new)
+        return findings + self._around(new, outers, min_cell) + self._within(new, inners, min_cell)
+
+    def _around(
+        self, new: ReleaseDescriptor, outers: list[ReleaseDescriptor], min_cell: int
+    ) -> list[DifferencingFinding]:
+        """Findings where an earlier release contains ``new``: alone, or with one disjoint from it."""
+        findings: list[DifferencingFinding] = []
+        shapes: dict[_Shape, dict[GroupKey, int]] = {}
+        outcomes: dict[tuple[_Shape, tuple[int | None, ...]], _Outcome] = {}
+        search = _Partners(self._store, new, min_cell)
+        for outer in outers:
+            shape = outer.grouping, outer._residual
+            if shape not in shapes:
+                shapes[shape] = inside_shape(*shape, new)
+            if not shapes[shape]:
+                continue
+            # Outers of one shape with the same counts in the cells new reaches behave alike.
+            counts = tuple(map(outer.counts.get, shapes[shape]))
+            if (shape, counts) not in outcomes:
+                outcomes[shape, counts] = search.outcome(outer, shapes[shape], counts)
+            sums, nested, partners = outcomes[shape, counts]
+            if nested:
                 findings += _shortfalls(outer, new, [(new, sums)], min_cell)
-                partners = [
-                    (b, _inside_sums(outer, b))
-                    for b in disjoint
-                    if b.release_id != outer.release_id and b.columns >= outer.columns
-                ]
-                findings += _combined(outer, new, [(new, sums)], partners, min_cell)
-        inners = [(b, _inside_sums(new, b)) for b in self._nestable(new, new, inside=True)]
-        inners = [(b, s) for b, s in inners if s]
-        for b, sums in inners:
-            findings += _shortfalls(new, new, [(b, sums)], min_cell)
-        findings += _combined(new, new, inners, inners, min_cell)
+            parts = [(b, inside_sums(outer, b)) for b in partners if b.release_id != outer.release_id]
+            if parts:
+                findings += _combined(outer, new, [(new, sums)], parts, min_cell)
         return findings
 
-    def _same_datasets(
-        self, new: ReleaseDescriptor, table: Mapping[tuple[Scope, str], list[ReleaseDescriptor]]
-    ) -> list[ReleaseDescriptor]:
-        return list(self._unique((table.get((s, ds), []) for s in _scopes(new) for ds in new.datasets), new))
+    def _within(
+        self, new: ReleaseDescriptor, inners: list[ReleaseDescriptor], min_cell: int
+    ) -> list[DifferencingFinding]:
+        """Findings where earlier releases lie inside ``new``: one alone, or two disjoint ones."""
+        parts = [(b, sums) for b in inners if (sums := self._store.inside_sums(new, b))]
+        findings = []
+        for b, sums in parts:
+            if any(0 < new.counts[k] - v < min_cell for k, v in sums.items()):
+                findings += _shortfalls(new, new, [(b, sums)], min_cell)
+        # Each pair once, the lower id first, in the order of the list: as trying every pair would.
+        ordered = sorted(
+            (i, j) if parts[i][0].release_id < parts[j][0].release_id else (j, i)
+            for i, j in close_pairs([s for _, s in parts], new.counts, min_cell)
+        )
+        for i, j in ordered:
+            if populations_disjoint(parts[i][0], parts[j][0]):
+                findings += _shortfalls(new, new, [parts[i], parts[j]], min_cell)
+        return findings
 
     @staticmethod
     def _check_opaque(
@@ -400,7 +329,7 @@ class ReleaseIndex:
             if (
                 (new.opaque and other.narrow)
                 or (other.opaque and new.narrow)
-                or _counts_close(new, other, min_cell)
+                or counts_close(new, other, min_cell)
             ):
                 findings.append(
                     DifferencingFinding(
@@ -429,6 +358,82 @@ class ReleaseIndex:
                 if line.strip():
                     index.add(ReleaseDescriptor.from_json(json.loads(line)))
         return index
+
+
+_Shape = tuple[tuple[str, ...], tuple[tuple[str, Predicate], ...]]
+# new's sums in the cells an outer release has, whether new alone leaves too few people in one,
+# and the earlier releases that leave too few with new (in the order ReleaseStore.place gives).
+_Outcome = tuple[dict[GroupKey, int], bool, list[ReleaseDescriptor]]
+
+
+class _Partners:
+    """For one check of ``new``, what it meets inside each shape of release containing it."""
+
+    def __init__(self, store: ReleaseStore, new: ReleaseDescriptor, min_cell: int) -> None:
+        self._store, self._new, self._min_cell = store, new, min_cell
+        # Releases disjoint from new, by the columns they group (found when first needed).
+        self._grouping: dict[str, list[ReleaseDescriptor]] | None = None
+        # A release's cells summed by a grouping's values, and the largest such sum.
+        self._bounds: dict[tuple[str, tuple[str, ...]], tuple[int, dict[GroupKey, int]] | None] = {}
+
+    def outcome(
+        self, outer: ReleaseDescriptor, inside: dict[GroupKey, int], counts: tuple[int | None, ...]
+    ) -> _Outcome:
+        """What ``new`` meets in ``outer``, given ``new``'s sums by ``outer``'s shape and
+        ``outer``'s counts in those cells (None where it has none); the same for every
+        release of that shape with those counts, apart from leaving itself out as a partner."""
+        new, store, min_cell = self._new, self._store, self._min_cell
+        rests = [(k, c - v) for (k, v), c in zip(inside.items(), counts, strict=True) if c is not None]
+        sums = {k: inside[k] for k, _ in rests}
+        columns, to_sorted = store.canonical(outer.grouping)
+        sorted_rests = rests if to_sorted is None else [(to_sorted(k), rest) for k, rest in rests]
+        candidates = store.window(new, columns, sorted_rests, min_cell)
+        residual = {c for c, _ in outer._residual}
+        if residual and rests:
+            # Only some cells of a release grouping a column outer filters lie inside outer, so
+            # its sums by outer's grouping only bound what it puts there: those within reach of
+            # leaving too few people are tested directly.
+            if self._grouping is None:
+                self._grouping = {}
+                for b in store.disjoint_from(new):
+                    for c in b.grouping:
+                        self._grouping.setdefault(c, []).append(b)
+            # Releases whose cells, summed by outer's grouping, put no more in any cell than
+            # leaves min_cell people there are ruled out before their cells are tested.
+            reach = {k: rest - min_cell for k, rest in rests}
+            lowest = min(reach.values())
+            for c in residual:
+                for b in self._grouping.get(c, ()):
+                    if b.release_id in candidates or not b.columns >= outer.columns:
+                        continue
+                    bound = self._bound(b, outer.grouping)
+                    if (
+                        bound is not None
+                        and bound[0] > lowest
+                        and filters_inside(b, outer)
+                        and any(total > reach.get(k, total) for k, total in bound[1].items())
+                    ):
+                        candidates[b.release_id] = b
+        partners = [
+            b
+            for b in candidates.values()
+            if b.release_id != new.release_id
+            and b.columns >= outer.columns
+            and populations_disjoint(new, b)
+            and leaves_few(inside_shape(outer.grouping, outer._residual, b), rests, min_cell)
+        ]
+        partners.sort(key=lambda b: store.place(new, b))
+        return sums, any(0 < rest < min_cell for _, rest in rests), partners
+
+    def _bound(
+        self, b: ReleaseDescriptor, grouping: tuple[str, ...]
+    ) -> tuple[int, dict[GroupKey, int]] | None:
+        """``b``'s cells summed by ``grouping``'s values with the largest sum, once per check."""
+        at = b.release_id, grouping
+        if at not in self._bounds:
+            sums = self._store.sums_by(b, grouping)
+            self._bounds[at] = (max(sums.values()), sums) if sums else None
+        return self._bounds[at]
 
 
 def _shortfalls(
@@ -471,7 +476,7 @@ def _combined(
         # Each unordered pair once; when both lists are the same, order by id.
         if b1.release_id >= b2.release_id and firsts is seconds:
             continue
-        if s2 and b1.release_id != b2.release_id and _populations_disjoint(b1, b2):
+        if s2 and b1.release_id != b2.release_id and populations_disjoint(b1, b2):
             findings += _shortfalls(outer, new, [(b1, s1), (b2, s2)], min_cell)
     return findings
 
