@@ -4,9 +4,9 @@ The server is the shipped command in a child process (uvicorn, the API and its j
 process, which opens the enclave with its default two workers), started once per size over
 the city's workdir. The authority is bootstrapped as ``veilbox init`` does; an operator, its
 developer and an authorization are created through the API. A job is timed from the
-``POST /v1/jobs`` until ``GET /v1/jobs/{id}?wait=…`` (which holds while the job is queued or
-running and answers as soon as the runner moves it) reports ``pending_review``: its result is
-in quarantine and the review gate has checked it.
+``POST /v1/jobs?wait=…`` (which holds the answer while the job is queued or running and
+answers as soon as the runner moves it) until it reports ``pending_review``: its result is in
+quarantine and the review gate has checked it.
 """
 
 from __future__ import annotations
@@ -126,10 +126,11 @@ class Platform:
         return str(approved["id"])
 
     def run(self, http: httpx2.Client, scenario: str, prepared: Prepared, tag: str) -> tuple[float, str]:
-        """Seconds from POST /v1/jobs until the job is pending review, by long polling."""
+        """Seconds from POST /v1/jobs until the job is pending review, the submission held until
+        the runner has moved the job on (long polling)."""
         body = {"scenario_id": scenario, "sql": prepared.query.text(tag), "dp": True}
         start = perf_counter()
-        job = _post(http, "/v1/jobs", body)
+        job = _post(http, f"/v1/jobs?wait={_WAIT_S}", body)
         while job["status"] not in ("pending_review", *_ENDED):
             job = _get(http, f"/v1/jobs/{job['id']}?wait={_WAIT_S}")
         elapsed = perf_counter() - start

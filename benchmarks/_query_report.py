@@ -233,8 +233,8 @@ _IN_PROCESS_NOTE = (
     "it; answers must lie within 20 declared noise scales of the bounded floor's. Ratio: ÷ bounded DuckDB."
 )
 _HTTP_NOTE = (
-    "veilbox serve on 127.0.0.1 (uvicorn, the API and its job runner process): POST /v1/jobs, then GET "
-    "/v1/jobs/{id}?wait=30 (held while the job is queued or running) until pending_review. Each round "
+    "veilbox serve on 127.0.0.1 (uvicorn, the API and its job runner process): POST /v1/jobs?wait=30 "
+    "(the answer held while the job is queued or running) until pending_review. Each round "
     "runs in a newly approved scenario, so every round spends a fresh budget. Ratio: ÷ Veilbox in-process."
 )
 _SMARTNOISE_NOTE = (

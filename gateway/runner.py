@@ -99,10 +99,16 @@ class Runner:
         self.control.close()
         self.enclave.close()
 
-    def step(self) -> bool:
-        """Run one queued job or release one approved result; False when there was nothing to do."""
+    def step(self, claimed: Callable[[], None] | None = None) -> bool:
+        """Run one queued job or release one approved result; False when there was nothing to do.
+
+        ``claimed`` is called once a job is claimed, before it runs, so another thread can
+        look for the next one meanwhile.
+        """
         job = claim(self.control)
         if job is not None:
+            if claimed is not None:
+                claimed()
             self.run(job)
             return True
         with self._serial:

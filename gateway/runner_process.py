@@ -80,10 +80,10 @@ class _Steps:
         self.failure: BaseException | None = None
 
     def look(self) -> None:
-        """Wake every idle thread."""
+        """Wake one idle thread; one that claims a job wakes the next (see ``work``)."""
         with self._told:
             self._calls += 1
-            self._told.notify_all()
+            self._told.notify()
 
     def stop(self) -> None:
         """Let each thread finish its step and end."""
@@ -99,7 +99,10 @@ class _Steps:
                     return
                 seen = self._calls
             try:
-                moved = self._runner.step()
+                # Every thread waking for every job would have all but one claim nothing, taking
+                # turns at the database while the job runs; waking one more per claim keeps a
+                # queue of jobs spread over the workers all the same.
+                moved = self._runner.step(claimed=self.look)
             except BaseException as exc:  # a step that cannot be taken stops the runner, visibly
                 self.failure = exc
                 self.stop()

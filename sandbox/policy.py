@@ -18,6 +18,7 @@ from __future__ import annotations
 import string
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import cached_property
 from types import MappingProxyType
 
 import sqlglot
@@ -85,7 +86,12 @@ class CheckedQuery:
 
     def render(self, dialect: str = "duckdb") -> str:
         """The checked statement as SQL for ``dialect``: the only text that may be executed."""
-        return self.statement.sql(dialect=dialect, comments=False)
+        return self._duckdb if dialect == "duckdb" else self.statement.sql(dialect=dialect, comments=False)
+
+    @cached_property
+    def _duckdb(self) -> str:
+        # A job renders its statement for the engine, its fingerprint and its record.
+        return self.statement.sql(dialect="duckdb", comments=False)
 
 
 def check_query(sql: str, policy: ScenarioPolicy) -> CheckedQuery:

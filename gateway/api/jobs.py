@@ -13,7 +13,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from gateway import jobs, specs
 from gateway.api.auth import Caller, Services
-from gateway.control import Role
+from gateway.api.platform import Platform
+from gateway.control import Principal, Role
 from gateway.control.identity import invisible, require_role
 from gateway.errors import Conflict, InvalidRequest
 from outbound_review.release import MANIFEST, SIGNATURE
@@ -28,6 +29,21 @@ _MEDIA = {
     MANIFEST: "application/json",
     SIGNATURE: "text/plain",
 }
+
+
+MAX_WAIT_S = 30.0
+RUNNER_STATES = frozenset({"queued", "running", "receiving"})
+"""The states a job leaves without anyone acting but the runner: those worth waiting on."""
+_RECHECK_S = 0.25
+Wait = Annotated[
+    float,
+    Query(
+        ge=0,
+        le=MAX_WAIT_S,
+        description="Seconds to hold the answer while the job is queued or running, "
+        "returning as soon as the runner moves it on (long polling).",
+    ),
+]
 
 
 Finite = Annotated[float, Field(allow_inf_nan=False)]
@@ -145,16 +161,19 @@ def _missing(fields: str, what: str) -> InvalidRequest:
     response_model=JobView | MockView,
     summary="Submit a job, or run it on mock data with mock=true",
 )
-def submit(body: JobRequest, caller: Caller, services: Services, response: Response) -> Any:
+async def submit(
+    body: JobRequest, caller: Caller, services: Services, response: Response, wait: Wait = 0
+) -> Any:
     """Queue a job after the policy check; ``status`` is ``refused`` (with ``rule``) when the
-    policy refuses it. With ``mock=true`` the job runs at once on mock data and the result
-    comes back marked MOCK; nothing is queued."""
+    policy refuses it. With ``wait`` the answer is held until the runner has moved the job
+    on, as ``GET /v1/jobs/{id}?wait=`` would. With ``mock=true`` the job runs at once on mock
+    data and the result comes back marked MOCK; nothing is queued."""
     spec = _spec(body)
     if body.mock:
         if not isinstance(spec, specs.SqlSpec):
             raise _missing("kind sql", "a mock run")
-        result = jobs.mock(
-            services.control, services.catalog, caller, body.scenario_id, spec.sql, body.mock_rows
+        result = await run_in_threadpool(
+            jobs.mock, services.control, services.catalog, caller, body.scenario_id, spec.sql, body.mock_rows
         )
         response.status_code = 200
         return MockView(
@@ -164,17 +183,15 @@ def submit(body: JobRequest, caller: Caller, services: Services, response: Respo
             rows=result.table.slice(0, 1000).to_pylist(),
             rows_per_table=result.rows_per_table,
         )
-    job = jobs.submit(services.control, services.catalog, caller, body.scenario_id, spec)
+    # Taken before the job exists, so no step of the runner on it can pass unseen.
+    ticket = services.progress.ticket() if services.progress else None
+    job = await run_in_threadpool(
+        jobs.submit, services.control, services.catalog, caller, body.scenario_id, spec
+    )
     if job.status == "queued":
         services.wake()
     response.headers["Location"] = f"/v1/jobs/{job.id}"
-    return job.to_json()
-
-
-MAX_WAIT_S = 30.0
-RUNNER_STATES = frozenset({"queued", "running", "receiving"})
-"""The states a job leaves without anyone acting but the runner: those worth waiting on."""
-_RECHECK_S = 0.25
+    return await _held(services, caller, job, time.monotonic() + wait, ticket)
 
 
 @router.get("", response_model=list[JobView], summary="List the jobs you may see")
@@ -193,33 +210,31 @@ def list_jobs(
 
 
 @router.get("/{job_id}", response_model=JobView, summary="Show one job")
-async def show(
-    job_id: str,
-    caller: Caller,
-    services: Services,
-    wait: Annotated[
-        float,
-        Query(
-            ge=0,
-            le=MAX_WAIT_S,
-            description="Seconds to hold the answer while the job is queued or running, "
-            "returning as soon as the runner moves it on (long polling).",
-        ),
-    ] = 0,
-) -> Any:
+async def show(job_id: str, caller: Caller, services: Services, wait: Wait = 0) -> Any:
     """A job's status, with the reason and rule id of a refusal or failure."""
-    deadline, progress = time.monotonic() + wait, services.progress
-    while True:
-        ticket = progress.ticket() if progress else None
-        job = await run_in_threadpool(jobs.get_job, services.control, caller, job_id)
-        left = deadline - time.monotonic()
-        if job.status not in RUNNER_STATES or left <= 0:
-            return job.to_json()
+    ticket = services.progress.ticket() if services.progress else None
+    job = await run_in_threadpool(jobs.get_job, services.control, caller, job_id)
+    return await _held(services, caller, job, time.monotonic() + wait, ticket)
+
+
+async def _held(
+    services: Platform, caller: Principal, job: jobs.JobRecord, deadline: float, ticket: asyncio.Event | None
+) -> dict[str, Any]:
+    """``job`` once it has left the runner's states, or as it stands at ``deadline``.
+
+    ``ticket`` was taken before ``job`` was read, so a step of the runner in between ends
+    the first wait at once instead of being missed.
+    """
+    progress = services.progress
+    while job.status in RUNNER_STATES and (left := deadline - time.monotonic()) > 0:
         # Re-read now and then anyway: a runner outside this app reports no steps.
         if progress is None or ticket is None:
             await asyncio.sleep(min(left, _RECHECK_S))
         else:
             await progress.after(ticket, min(left, _RECHECK_S))
+        ticket = progress.ticket() if progress else None
+        job = await run_in_threadpool(jobs.get_job, services.control, caller, job.id)
+    return job.to_json()
 
 
 @router.get(

@@ -83,9 +83,11 @@ def job_submit(
     timeout: Timeout = 600.0,
 ) -> Any:
     """Submit a job; the policy checks it before any data is touched. Exits 1 if it is refused."""
+    # Served, the submission itself is held until the runner moves the job on: one round trip.
+    held = {"wait": min(timeout, _HOLD_S)} if wait and not api.embedded and not mock else {}
     if dataset is not None:
         extract = given(scenario_id=scenario, kind="record", dataset=dataset, columns=column or [])
-        return _queued(api, api.request("POST", "/v1/jobs", json=extract), wait, timeout)
+        return _queued(api, api.request("POST", "/v1/jobs", json=extract, params=held), wait, timeout)
     query = _query(sql, file)
     body = given(
         scenario_id=scenario,
@@ -101,7 +103,7 @@ def job_submit(
         mock=mock,
         mock_rows=mock_rows,
     )
-    job = api.request("POST", "/v1/jobs", json=body)
+    job = api.request("POST", "/v1/jobs", json=body, params=held)
     return job if mock else _queued(api, job, wait, timeout)
 
 

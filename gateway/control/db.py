@@ -19,7 +19,9 @@ of several processes opening a fresh database at once exactly one applies each s
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -95,6 +97,9 @@ class ControlPlane:
         self._engine = engine
         self._clock = clock
         self.ledger = ledger
+        # SQLite makes a writer that finds the lock taken sleep and retry (1, 2, 5, 10 … ms);
+        # writers of one process queue here instead and start the moment the last one ends.
+        self._writers = threading.RLock() if engine.dialect.name == "sqlite" else contextlib.nullcontext()
 
     @classmethod
     def open(cls, url: str, ledger: Ledger, *, clock: Callable[[], datetime] | None = None) -> ControlPlane:
@@ -140,7 +145,7 @@ class ControlPlane:
         a second write transaction in the same thread would wait for the first.
         """
         try:
-            with self._engine.connect() as conn:
+            with self._writers if write else contextlib.nullcontext(), self._engine.connect() as conn:
                 conn.execution_options(**{_WRITE: write})
                 with conn.begin():
                     yield conn

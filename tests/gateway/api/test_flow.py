@@ -54,6 +54,36 @@ def test_waiting_on_a_job_answers_when_the_runner_moves_it(
     assert time.monotonic() - again < 20, "a job the runner has finished with is never held"
 
 
+def test_a_submission_can_be_held_until_the_runner_moves_the_job(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(api_jobs, "_RECHECK_S", 60.0)
+    body = {
+        "scenario_id": world.scenarios["governance"]["id"],
+        "sql": "SELECT gender, COUNT(*) AS n FROM residents GROUP BY gender",
+    }
+    started = time.monotonic()
+    held = world.post("/v1/jobs?wait=30", body, "developer")
+    assert held["status"] == "pending_review", held
+    assert time.monotonic() - started < 20, "the hold ended at the runner's step, not at its limit"
+    assert world.get(f"/v1/jobs/{held['id']}", "developer")["status"] == "pending_review"
+    refused = world.post(
+        "/v1/jobs?wait=30", {**body, "sql": "SELECT resident_id FROM residents"}, "developer"
+    )
+    assert refused["status"] == "refused" and refused["rule"].startswith("P-")
+
+
+def test_a_bad_hold_on_a_submission_queues_nothing(world: World) -> None:
+    body = {"scenario_id": world.scenarios["governance"]["id"], "sql": "SELECT 1 AS one"}
+    before = world.get("/v1/jobs", "developer")
+    for bad in ("-1", "31", "soon", "inf"):
+        response = world.client.post(f"/v1/jobs?wait={bad}", json=body, headers=world.headers("developer"))
+        assert response.status_code == 422, bad
+        assert response.headers["content-type"].startswith("application/problem+json")
+    assert world.get("/v1/jobs", "developer") == before
+    assert world.client.post("/v1/jobs?wait=1", json=body).status_code == 401
+
+
 def test_waiting_is_bounded_and_checked_like_any_read(world: World) -> None:
     job = world.submit("SELECT education, COUNT(*) AS n FROM residents GROUP BY education")
     for bad in ("-1", "31", "soon", "nan"):

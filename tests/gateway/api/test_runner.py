@@ -201,6 +201,16 @@ def test_a_wait_on_a_job_no_runner_takes_ends_at_its_limit_with_the_job_unchange
     assert waited["status"] == "queued" and waited["updated_at"] == job["updated_at"]
 
 
+def test_a_held_submission_no_runner_takes_ends_at_its_limit_still_queued(idle: World) -> None:
+    body = {
+        "scenario_id": idle.scenarios["governance"]["id"],
+        "sql": "SELECT gender, COUNT(*) AS n FROM residents GROUP BY gender",
+    }
+    held = idle.post("/v1/jobs?wait=0.3", body, "developer")
+    assert held["status"] == "queued"
+    assert idle.get(f"/v1/jobs/{held['id']}", "developer") == held
+
+
 def test_a_runner_opens_the_worker_pool_it_is_given(idle: World) -> None:
     runner = Runner.open(idle.workdir, workers=1, limits=Limits(timeout_s=5, memory_mb=300))
     try:
