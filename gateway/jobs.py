@@ -240,27 +240,31 @@ def load(cp: ControlPlane, job_id: str) -> JobRecord:
         return _job(conn, job_id)
 
 
-def claim(cp: ControlPlane) -> JobRecord | None:
-    """The oldest queued job, now ``running``; None when nothing waits."""
+def claim(cp: ControlPlane, *, more: Callable[[], None] | None = None) -> JobRecord | None:
+    """The oldest queued job, now ``running``; None when nothing waits.
+
+    ``more`` is called after the claim when other jobs still wait, so another thread can
+    take the next one meanwhile.
+    """
     with cp.transaction() as conn:
-        row = (
+        rows = (
             conn.execute(
-                select(schema.jobs)
+                select(schema.jobs.c.id)
                 .where(schema.jobs.c.status == "queued")
                 .order_by(schema.jobs.c.created_at, schema.jobs.c.id)
-                .limit(1)
+                .limit(2)
             )
-            .mappings()
-            .first()
+            .scalars()
+            .all()
         )
-        if row is None:
+        if not rows:
             return None
-        conn.execute(
-            update(schema.jobs)
-            .where(schema.jobs.c.id == row["id"])
-            .values(status="running", updated_at=cp.now())
-        )
-        return _job(conn, row["id"])
+        taken = update(schema.jobs).where(schema.jobs.c.id == rows[0])
+        conn.execute(taken.values(status="running", updated_at=cp.now()))
+        job = _job(conn, rows[0])
+    if more is not None and len(rows) > 1:
+        more()
+    return job
 
 
 def advance(

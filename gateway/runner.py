@@ -99,16 +99,14 @@ class Runner:
         self.control.close()
         self.enclave.close()
 
-    def step(self, claimed: Callable[[], None] | None = None) -> bool:
+    def step(self, more: Callable[[], None] | None = None) -> bool:
         """Run one queued job or release one approved result; False when there was nothing to do.
 
-        ``claimed`` is called once a job is claimed, before it runs, so another thread can
-        look for the next one meanwhile.
+        ``more`` is called when other jobs wait behind the one claimed, before it runs, so
+        another thread can take the next meanwhile.
         """
-        job = claim(self.control)
+        job = claim(self.control, more=more)
         if job is not None:
-            if claimed is not None:
-                claimed()
             self.run(job)
             return True
         with self._serial:

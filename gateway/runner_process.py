@@ -99,10 +99,10 @@ class _Steps:
                     return
                 seen = self._calls
             try:
-                # Every thread waking for every job would have all but one claim nothing, taking
-                # turns at the database while the job runs; waking one more per claim keeps a
-                # queue of jobs spread over the workers all the same.
-                moved = self._runner.step(claimed=self.look)
+                # Every thread waking for every job would have all but one claim nothing, holding
+                # up the one that runs it; a claim that leaves jobs waiting wakes one more thread,
+                # so a queue still spreads over the workers.
+                moved = self._runner.step(more=self.look)
             except BaseException as exc:  # a step that cannot be taken stops the runner, visibly
                 self.failure = exc
                 self.stop()

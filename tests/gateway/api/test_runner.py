@@ -201,6 +201,24 @@ def test_a_wait_on_a_job_no_runner_takes_ends_at_its_limit_with_the_job_unchange
     assert waited["status"] == "queued" and waited["updated_at"] == job["updated_at"]
 
 
+def test_a_claim_says_when_more_jobs_wait_and_takes_them_oldest_first(idle: World) -> None:
+    runner = Runner.open(idle.workdir)
+    calls: list[str] = []
+    try:
+        while claim(runner.control) is not None:  # what earlier tests left queued
+            pass
+        first = idle.submit("SELECT district, COUNT(*) AS n FROM residents GROUP BY district")
+        second = idle.submit("SELECT gender, COUNT(*) AS n FROM residents GROUP BY gender")
+        taken = [claim(runner.control, more=lambda: calls.append("more")) for _ in range(3)]
+    finally:
+        runner.close()
+    assert [job.id if job else None for job in taken] == [first["id"], second["id"], None]
+    assert calls == ["more"], "only the claim that left a job waiting asks for another thread"
+    assert [idle.get(f"/v1/jobs/{j['id']}", "developer")["status"] for j in (first, second)] == [
+        "running"
+    ] * 2
+
+
 def test_a_held_submission_no_runner_takes_ends_at_its_limit_still_queued(idle: World) -> None:
     body = {
         "scenario_id": idle.scenarios["governance"]["id"],
