@@ -291,7 +291,14 @@ _IDENTIFIER_KINDS = (
 )
 
 
+# The shortest value any of those tests can accept: a bare mobile, 11 digits. Stripping and
+# normalizing only remove characters, so a shorter cell (most group labels) is settled at once.
+_SHORTEST_IDENTIFIER = 11
+
+
 def _looks_like(value: str) -> str | None:
+    if len(value) < _SHORTEST_IDENTIFIER:
+        return None
     for name, test in _IDENTIFIER_KINDS:
         if test(value.strip()) or test(normalize_identifier(value)):
             return name
