@@ -36,9 +36,9 @@ from deid.identifiers import (
 )
 
 # The shapes identify_value matches whole values against; sharing them keeps the two in step.
-from deid.recognizers import _SHAPES, identify_value
+from deid.recognizers import IDENTIFIER_SHAPES, identify_value
 
-ENTITIES: tuple[str, ...] = (*_SHAPES, "CN_NAME")
+ENTITIES: tuple[str, ...] = (*IDENTIFIER_SHAPES, "CN_NAME")
 """What :func:`judge_values`'s codes index: identifiers in ``identify_value``'s order, then names."""
 NO_ENTITY = -1
 """The code of a cell that is none of ``ENTITIES``."""
@@ -55,7 +55,7 @@ def _whole(*patterns: str) -> str:
 # The shapes are compiled for Python with ASCII and IGNORECASE; their letters are all upper case
 # (the resident ID's x aside, which is listed in both cases), so RE2 matching them case-sensitively
 # on ASCII-upper-cased text agrees. RE2's own (?i) would not: it folds the Kelvin sign onto K.
-_SHAPE_RE2 = tuple(_whole(*shapes) for shapes in _SHAPES.values())
+_SHAPE_RE2 = tuple(_whole(*shapes) for shapes in IDENTIFIER_SHAPES.values())
 # normalize_identifier's outputs, tested as number_entity tests them (case-sensitively: they are
 # upper case). Python's \d is Unicode here, but they only ever see ASCII, being made from cells of
 # the shapes above.
@@ -106,10 +106,20 @@ def _python_whitespace() -> str:
     return "".join(char for char in map(chr, range(sys.maxunicode + 1)) if char.isspace())
 
 
-def _matches(texts: pa.Array, pattern: str) -> npt.NDArray[np.bool_]:
-    """Which cells the RE2 ``pattern`` matches (nulls never), as a numpy mask."""
-    mask = pc.fill_null(pc.match_substring_regex(texts, pattern), False)
-    return np.asarray(mask.to_numpy(zero_copy_only=False), dtype=np.bool_)
+def matches(
+    texts: pa.Array, pattern: str, among: npt.NDArray[np.bool_] | None = None
+) -> npt.NDArray[np.bool_]:
+    """Which cells the RE2 ``pattern`` matches (nulls never), as a numpy mask.
+
+    Given ``among``, only the cells it marks are asked about; the others are False.
+    """
+    if among is None:
+        mask = pc.fill_null(pc.match_substring_regex(texts, pattern), False)
+        return np.asarray(mask.to_numpy(zero_copy_only=False), dtype=np.bool_)
+    found = np.array(among, dtype=np.bool_)
+    if found.any():
+        found[found] = matches(texts.filter(pa.array(found)), pattern)
+    return found
 
 
 def _byte_matrix(texts: pa.Array, width: int) -> npt.NDArray[np.int64]:
@@ -172,16 +182,16 @@ def _luhn(numbers: npt.NDArray[np.int64]) -> npt.NDArray[np.bool_]:
 
 def _number_entities(normalized: pa.Array) -> npt.NDArray[np.int8]:
     """``number_entity`` of each value, given the values already through ``normalize_identifier``."""
-    layout = _matches(normalized, _RESIDENT_LAYOUT_RE2)
+    layout = matches(normalized, _RESIDENT_LAYOUT_RE2)
     resident = np.zeros(len(normalized), dtype=np.bool_)
     resident[layout] = _resident_ids(_byte_matrix(normalized.filter(pa.array(layout)), 18))
-    uscc_shape = _matches(normalized, _USCC_RE2)
+    uscc_shape = matches(normalized, _USCC_RE2)
     uscc = np.zeros(len(normalized), dtype=np.bool_)
     uscc[uscc_shape] = _usccs(_byte_matrix(normalized.filter(pa.array(uscc_shape)), 18))
-    card_shape = _matches(normalized, _CARD_RE2)
+    card_shape = matches(normalized, _CARD_RE2)
     card = np.zeros(len(normalized), dtype=np.bool_)
     card[card_shape] = _luhn(_byte_matrix(normalized.filter(pa.array(card_shape)), _CARD_WIDTH))
-    mobile = _matches(normalized, _MOBILE_RE2)
+    mobile = matches(normalized, _MOBILE_RE2)
     # A value laid out as a resident ID that fails its check is nothing, not a USCC or a card.
     return np.select(
         [resident, layout, uscc, card, mobile],
@@ -225,7 +235,7 @@ def judge_values(texts: pa.Array | pa.ChunkedArray) -> WholeValues:
     codes = np.full(len(texts), NO_ENTITY, dtype=np.int8)
     stripped = pc.utf8_trim(texts, characters=_python_whitespace())
     upper = pc.ascii_upper(stripped)
-    shapes = np.stack([_matches(upper, pattern) for pattern in _SHAPE_RE2], axis=1)
+    shapes = np.stack([matches(upper, pattern) for pattern in _SHAPE_RE2], axis=1)
     shaped = np.asarray(shapes.any(axis=1), dtype=np.bool_)
     if shaped.any():
         rows = np.flatnonzero(shaped)
@@ -235,7 +245,7 @@ def judge_values(texts: pa.Array | pa.ChunkedArray) -> WholeValues:
         known = numbers != NO_ENTITY
         own_shape = shapes[rows, np.where(known, numbers, 0)]
         codes[rows] = np.where(known & own_shape, numbers, NO_ENTITY)
-    names = _matches(stripped, _NAME_CANDIDATE_RE2) & ~shaped
+    names = matches(stripped, _NAME_CANDIDATE_RE2) & ~shaped
     if names.any():
         encoded = stripped.filter(pa.array(names)).dictionary_encode()
         distinct = np.array(
@@ -246,7 +256,7 @@ def judge_values(texts: pa.Array | pa.ChunkedArray) -> WholeValues:
             dtype=np.int8,
         )
         codes[names] = distinct[encoded.indices.to_numpy()]
-    return WholeValues(codes, shaped, _matches(stripped, _ALNUM_RE2))
+    return WholeValues(codes, shaped, matches(stripped, _ALNUM_RE2))
 
 
 def identify_values(texts: pa.Array | pa.ChunkedArray) -> pa.Array:
