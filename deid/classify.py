@@ -2,9 +2,11 @@
 
 Each column is sampled (evenly spaced non-null values) and its whole values judged at once by
 :func:`deid.whole_values.judge_values` (what :func:`deid.recognizers.identify_value` says of each
-cell: identifier shapes in RE2, check characters in numpy); only free-text candidates, picked by a
-vectorized RE2 prefilter, reach the Presidio analyzer (:func:`deid.recognizers.detect`) one by
-one. Integer columns, and float columns holding whole numbers, are read as their digits, so card
+cell: identifier shapes in RE2, check characters and name scores in numpy). Free-text candidates,
+picked by a vectorized RE2 prefilter, are judged once per distinct value by
+:func:`deid.direct_detect.detect_values`: what :func:`deid.recognizers.detect` finds in them,
+from the recognizers' rules called directly, each only where its own prefilter says it can fire.
+Integer columns, and float columns holding whole numbers, are read as their digits, so card
 numbers and mobiles stored as numbers are caught too.
 
 A column's dominant entity is the one found in at least ``DOMINANCE`` of its sampled cells, or
@@ -21,13 +23,13 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 
 import numpy as np
-import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from deid.direct_detect import detect_values
 from deid.errors import DeidError
-from deid.recognizers import IDENTIFIER_ENTITIES, PRIORITY, TEXT_PREFILTER, VALUE_PREFILTER, detect
-from deid.whole_values import ENTITIES, NO_ENTITY, judge_values
+from deid.recognizers import IDENTIFIER_ENTITIES, PRIORITY, TEXT_PREFILTER, VALUE_PREFILTER
+from deid.whole_values import ENTITIES, NO_ENTITY, judge_values, matches
 
 DOMINANCE = 0.8
 HINTED_DOMINANCE = 0.6
@@ -109,17 +111,11 @@ def _as_text(values: pa.Array) -> pa.Array | None:
     return None
 
 
-def _matches(texts: pa.Array, pattern: str) -> npt.NDArray[np.bool_]:
-    """Which cells match the RE2 ``pattern``, found without leaving Arrow."""
-    mask = pc.fill_null(pc.match_substring_regex(texts, pattern), False)
-    return np.asarray(mask.to_numpy(zero_copy_only=False), dtype=np.bool_)
-
-
 def _scan(texts: pa.Array) -> tuple[Counter[str], Counter[str]]:
     """Per entity, how many cells contain it, and how many it fills entirely."""
     judged = judge_values(texts)
     # identify_value's verdicts count only for the cells it is asked about: the value candidates.
-    recognized = _matches(texts, VALUE_PREFILTER) & (judged.codes != NO_ENTITY)
+    recognized = matches(texts, VALUE_PREFILTER, among=judged.codes != NO_ENTITY)
     counts = np.bincount(judged.codes[recognized], minlength=len(ENTITIES))
     found = Counter({entity: int(count) for entity, count in zip(ENTITIES, counts, strict=True) if count})
     whole = Counter(found)
@@ -136,11 +132,16 @@ def _scan(texts: pa.Array) -> tuple[Counter[str], Counter[str]]:
     # its own entity; identify_value asks the same of the same shapes and would have named it.
     # Cells it left unnamed (near-misses, which are most of the cost) are settled here.
     settled = (judged.alnum | judged.shaped) & (judged.codes == NO_ENTITY)
-    pending = _matches(texts, TEXT_PREFILTER) & ~recognized & ~settled
-    for cell in texts.filter(pa.array(pending)).to_pylist():
-        findings = detect(cell)
-        found.update({f.entity for f in findings})
-        whole.update({f.entity for f in findings if f.text == cell.strip()})
+    pending = matches(texts, TEXT_PREFILTER, among=~recognized & ~settled)
+    # Each distinct value is judged once and counted as often as it occurs.
+    encoded = texts.filter(pa.array(pending)).dictionary_encode()
+    occurrences = np.bincount(encoded.indices.to_numpy(), minlength=len(encoded.dictionary)).tolist()
+    values = encoded.dictionary
+    for value, findings, count in zip(values.to_pylist(), detect_values(values), occurrences, strict=True):
+        for entity in {f.entity for f in findings}:
+            found[entity] += count
+        for entity in {f.entity for f in findings if f.text == value.strip()}:
+            whole[entity] += count
     return found, whole
 
 

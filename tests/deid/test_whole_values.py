@@ -4,6 +4,7 @@ reports what the per-cell path reports."""
 from __future__ import annotations
 
 import random
+import re
 from collections import Counter
 from collections.abc import Callable
 from datetime import date, timedelta
@@ -16,6 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import deid.classify
+from deid import whole_values
 from deid.classify import ColumnReport, classify_table
 from deid.identifiers import USCC_ALPHABET, is_resident_id, is_uscc, luhn_ok, resident_id_check, uscc_check
 from deid.recognizers import _SURNAME_WEIGHT, TEXT_PREFILTER, VALUE_PREFILTER, detect, identify_value
@@ -33,6 +35,7 @@ from tests.deid.labelled import (
     resident_id,
     uscc,
 )
+from tests.deid.texts import free_texts, names
 
 DIGITS = "0123456789"
 _FULL_WIDTH = dict(zip(map(ord, DIGITS), "０１２３４５６７８９", strict=True))
@@ -308,4 +311,53 @@ def test_classify_table_reports_what_the_per_cell_path_reports() -> None:
 @settings(max_examples=25, deadline=None)
 def test_classify_table_on_identifier_like_columns(values: list[str], name: str) -> None:
     reports, reference = _reports_both_ways(pa.table({name: values}))
+    assert reports == reference
+
+
+@given(st.lists(names(), max_size=40))
+@settings(max_examples=100, deadline=None)
+def test_name_scores_are_identify_value_cell_by_cell(values: list[str]) -> None:
+    padded = [f" {value}\u3000" for value in values[::3]]
+    assert _vectorized([*values, *padded]) == _scalar([*values, *padded])
+
+
+def test_each_pattern_is_asked_only_about_cells_of_its_lengths() -> None:
+    """The lengths a pattern is given are the fewest and most characters it matches (ASCII ones,
+    so bytes too)."""
+    sized = (
+        *whole_values._SHAPE_RE2,
+        whole_values._RESIDENT_LAYOUT_RE2,
+        whole_values._USCC_RE2,
+        whole_values._CARD_RE2,
+        whole_values._MOBILE_RE2,
+    )
+    for pattern, fewest, most in sized:
+        assert re._parser.parse(pattern).getwidth() == (fewest, most), pattern
+
+
+@given(st.lists(_identifier_like(), min_size=1, max_size=30))
+@settings(max_examples=60, deadline=None)
+def test_values_normalizing_leaves_alone_keep_their_shape_matches(values: list[str]) -> None:
+    """number_entity's patterns are asked again only about values normalizing changed."""
+    upper = pc.ascii_upper(pc.utf8_trim(pa.array(values, pa.large_string()), characters=" "))
+    shapes = np.stack(
+        [whole_values.matches(upper, pattern) for pattern, *_ in whole_values._SHAPE_RE2], axis=1
+    )
+    rows = shapes.any(axis=1)
+    cells = upper.filter(pa.array(rows))
+    normalized = whole_values._normalize(cells)
+    changed = np.asarray(pc.not_equal(normalized, cells).to_numpy(zero_copy_only=False), dtype=np.bool_)
+    everything = np.ones(len(cells), dtype=np.bool_)
+    assert (
+        whole_values._number_entities(normalized, shapes[rows], changed).tolist()
+        == whole_values._number_entities(normalized, shapes[rows], everything).tolist()
+    )
+
+
+@given(st.lists(free_texts(), min_size=1, max_size=25))
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+def test_classify_table_on_free_text_columns(values: list[str]) -> None:
+    """Free text, repeated values among it: each distinct value is judged once, counted as often
+    as it occurs."""
+    reports, reference = _reports_both_ways(pa.table({"remark": [*values, *values[: len(values) // 2]]}))
     assert reports == reference
