@@ -100,8 +100,16 @@ _ADDRESS_PART_RE = re.compile(
 MARKERS = "".join(sorted({suffix[-1] for suffix in (*PLACE_SUFFIXES, *UNITS)}))
 """The last characters of the place suffixes and units: an address has two of them, in one run."""
 
+PYTHON_WHITESPACE = (
+    "\t\n\x0b\x0c\r\x1c\x1d\x1e\x1f \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006"
+    "\u2007\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000"
+)
+"""Exactly the characters ``str.strip()`` removes (``str.isspace``), the ideographic space among them."""
+_RE2_WHITESPACE = "[" + "".join(f"\\x{{{ord(char):x}}}" for char in PYTHON_WHITESPACE) + "]"
+
 # RE2 syntax, for vectorized prefilters: every text in which detect() can find something matches
-# TEXT_PREFILTER, and every value identify_value() recognizes matches VALUE_PREFILTER.
+# TEXT_PREFILTER, and every value identify_value() recognizes matches VALUE_PREFILTER. Its padding
+# is what identify_value strips, not RE2's \s, which knows no ideographic space.
 TEXT_PREFILTER = "|".join(
     (
         r"[0-9A-Za-z]{11}",
@@ -111,7 +119,8 @@ TEXT_PREFILTER = "|".join(
         rf"[{MARKERS}].*[{MARKERS}]",
     )
 )
-VALUE_PREFILTER = r"^\s*(?:\+?[0-9A-Za-z][0-9A-Za-z -]{9,23}[0-9A-Za-z]|\p{Han}{2,4})\s*$"
+_VALUE_SHAPES = r"\+?[0-9A-Za-z][0-9A-Za-z -]{9,23}[0-9A-Za-z]|\p{Han}{2,4}"
+VALUE_PREFILTER = f"^{_RE2_WHITESPACE}*(?:{_VALUE_SHAPES}){_RE2_WHITESPACE}*$"
 
 
 def _surname_weights() -> dict[str, float]:

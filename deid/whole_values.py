@@ -14,10 +14,8 @@ be bare names (two to four Han characters) are scored in numpy from the name lex
 
 from __future__ import annotations
 
-import sys
 from dataclasses import dataclass
 from datetime import date
-from functools import cache
 
 import numpy as np
 import numpy.typing as npt
@@ -37,7 +35,7 @@ from deid.identifiers import (
 from deid.lexicon import GIVEN, NOT_GIVEN
 
 # What identify_value matches and scores whole values with; sharing them keeps the two in step.
-from deid.recognizers import _SURNAME_WEIGHT, IDENTIFIER_SHAPES, MIN_SCORE
+from deid.recognizers import _SURNAME_WEIGHT, IDENTIFIER_SHAPES, MIN_SCORE, PYTHON_WHITESPACE
 
 ENTITIES: tuple[str, ...] = (*IDENTIFIER_SHAPES, "CN_NAME")
 """What :func:`judge_values`'s codes index: identifiers in ``identify_value``'s order, then names."""
@@ -136,16 +134,6 @@ class WholeValues:
     codes: npt.NDArray[np.int8]
     shaped: npt.NDArray[np.bool_]
     alnum: npt.NDArray[np.bool_]
-
-
-@cache
-def _python_whitespace() -> str:
-    """Exactly the characters ``str.strip()`` removes, so trimming in Arrow agrees with it.
-
-    Found once per process by asking every code point (a few tens of milliseconds), rather than
-    listed, so it follows the running Python's Unicode tables.
-    """
-    return "".join(char for char in map(chr, range(sys.maxunicode + 1)) if char.isspace())
 
 
 def matches(
@@ -337,7 +325,7 @@ def judge_values(texts: pa.Array | pa.ChunkedArray) -> WholeValues:
     """
     texts = _as_large_strings(texts)
     codes = np.full(len(texts), NO_ENTITY, dtype=np.int8)
-    stripped = pc.utf8_trim(texts, characters=_python_whitespace())
+    stripped = pc.utf8_trim(texts, characters=PYTHON_WHITESPACE)
     upper = pc.ascii_upper(stripped)
     # Upper-casing ASCII letters keeps every cell's length in bytes.
     lengths = _byte_lengths(upper)

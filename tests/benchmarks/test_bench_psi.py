@@ -16,8 +16,10 @@ SEED = 20260101
 
 def test_smoke_run_times_both_sides_and_checks_every_exchange(tmp_path: Path) -> None:
     records = bench_psi.run(Options(mode="smoke", seed=SEED, scratch=tmp_path))
-    assert [(r.name, r.size) for r in records] == [("PSI exchange", 200)] * 2
-    sharded, single = records
+    assert [(r.name, r.size) for r in records] == [("PSI exchange", 200)] * 2 + [("PSI exchange", 1_000_000)]
+    sharded, single, floor = records
+    assert floor.engine == bench_psi.FLOOR and floor.runs == 1 and floor.median_ms > 0
+    assert floor.note and "200 × 200 items" in floor.note and "Extrapolated, not run." in floor.note
     assert sharded.engine.startswith("sharded, ") and single.engine == "single process"
     assert single.runs == 2 and single.median_ms > 0 and single.ops_per_s
     assert single.note and "every exchange returned exactly the shared ones" in single.note

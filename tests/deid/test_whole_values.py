@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import random
 import re
+import sys
 from collections import Counter
 from collections.abc import Callable
 from datetime import date, timedelta
@@ -20,7 +21,14 @@ import deid.classify
 from deid import whole_values
 from deid.classify import ColumnReport, classify_table
 from deid.identifiers import USCC_ALPHABET, is_resident_id, is_uscc, luhn_ok, resident_id_check, uscc_check
-from deid.recognizers import _SURNAME_WEIGHT, TEXT_PREFILTER, VALUE_PREFILTER, detect, identify_value
+from deid.recognizers import (
+    _SURNAME_WEIGHT,
+    PYTHON_WHITESPACE,
+    TEXT_PREFILTER,
+    VALUE_PREFILTER,
+    detect,
+    identify_value,
+)
 from deid.whole_values import ENTITIES, NO_ENTITY, identify_values, judge_values
 from tests.deid.labelled import (
     CLEAN_CELLS,
@@ -161,7 +169,7 @@ def test_labelled_positives_and_near_misses() -> None:
     samples = [*positives(7, 300), *clean()]
     samples += [sample for kind in near_misses(8, 200).values() for sample in kind]
     values = [sample.text for sample in samples]
-    # Also padded with whitespace identify_value strips and the prefilters do not all know.
+    # Also padded with whitespace identify_value strips, RE2's \s not all of it.
     values += [f"\u3000{value} " for value in values[::3]] + [f"\x0b{value}" for value in values[1::3]]
     vectorized, scalar = _vectorized([*values]), _scalar([*values])
     assert vectorized == scalar
@@ -258,6 +266,20 @@ def _scalar_scan(texts: pa.Array) -> tuple[Counter[str], Counter[str]]:
     return found, whole
 
 
+def test_the_prefilters_pad_with_what_str_strip_removes() -> None:
+    assert "".join(c for c in map(chr, range(sys.maxunicode + 1)) if c.isspace()) == PYTHON_WHITESPACE
+
+
+@pytest.mark.parametrize("pad", [" ", "\u3000", "\xa0", "\u2003", "\x1c"])
+def test_values_padded_with_any_whitespace_are_found_as_detect_finds_them(pad: str) -> None:
+    rng = random.Random(f"padded/{pad}")
+    cells = [f"{pad}{make(rng)}{pad}" for make in (person_name, mobile, resident_id) for _ in range(40)]
+    by_cell = Counter(f.entity for cell in cells for f in detect(cell))
+    assert set(by_cell) == {"CN_NAME", "CN_MOBILE", "CN_RESIDENT_ID"}
+    shares = classify_table(pa.table({"c": cells}))[0].entities
+    assert shares == {entity: n / len(cells) for entity, n in by_cell.items()}
+
+
 def _reports_both_ways(table: pa.Table) -> tuple[list[ColumnReport], list[ColumnReport]]:
     """classify_table's reports, and those it gives with the per-cell scan in its place."""
     reports = classify_table(table, sample=500)
@@ -280,7 +302,7 @@ def _labelled_table(rows: int) -> pa.Table:
         rng = random.Random(f"whole/{entity}")
         values = [make(rng) for _ in range(rows)]
         columns[entity] = values
-        # Padding identify_value strips but VALUE_PREFILTER does not all know, and lower case.
+        # Padding identify_value strips (RE2's \s not all of it), and lower case.
         columns[f"{entity}_padded"] = [
             f"\u3000{v} " if i % 2 else f" {v.lower()}" for i, v in enumerate(values)
         ]
