@@ -33,9 +33,11 @@ from outbound_review.differencing import (
     ReleaseIndex,
     Value,
     ValueSet,
+    _shortfalls,
 )
 
-# The reference: the check that tries every pair, kept verbatim apart from names.
+# The reference: the check that tries every pair, kept verbatim apart from names; a finding is
+# worded by the module's own _shortfalls, so only the search is compared.
 
 Scope = tuple[str, str]
 
@@ -127,7 +129,7 @@ class _Reference:
         for outer in self._nestable(new, new, inside=False):
             sums = _ref_inside_sums(outer, new)
             if sums:
-                findings += _ref_shortfalls(outer, new, [(new, sums)], min_cell)
+                findings += _shortfalls(outer, new, [(new, sums)], min_cell)
                 partners = [
                     (b, _ref_inside_sums(outer, b))
                     for b in disjoint
@@ -137,7 +139,7 @@ class _Reference:
         inners = [(b, _ref_inside_sums(new, b)) for b in self._nestable(new, new, inside=True)]
         inners = [(b, s) for b, s in inners if s]
         for b, sums in inners:
-            findings += _ref_shortfalls(new, new, [(b, sums)], min_cell)
+            findings += _shortfalls(new, new, [(b, sums)], min_cell)
         findings += _ref_combined(new, new, inners, inners, min_cell)
         return findings
 
@@ -172,32 +174,6 @@ class _Reference:
         return findings
 
 
-def _ref_shortfalls(
-    outer: ReleaseDescriptor,
-    new: ReleaseDescriptor,
-    parts: list[tuple[ReleaseDescriptor, dict[GroupKey, int]]],
-    min_cell: int,
-) -> list[DifferencingFinding]:
-    keys = set.intersection(*(set(s) for _, s in parts))
-    others = tuple(r.release_id for r in (outer, *(b for b, _ in parts)) if r.release_id != new.release_id)
-    named = " + ".join(b.release_id for b, _ in parts)
-    findings = []
-    for key in keys:
-        diff = outer.counts[key] - sum(s[key] for _, s in parts)
-        if 0 < diff < min_cell:
-            findings.append(
-                DifferencingFinding(
-                    "nested" if len(parts) == 1 else "combined",
-                    others,
-                    key,
-                    diff,
-                    f"{RULE_ID}: {outer.release_id} cell {key!r} minus {named} isolates {diff} "
-                    f"people, fewer than {min_cell}",
-                )
-            )
-    return findings
-
-
 def _ref_combined(
     outer: ReleaseDescriptor,
     new: ReleaseDescriptor,
@@ -210,7 +186,7 @@ def _ref_combined(
         if b1.release_id >= b2.release_id and firsts is seconds:
             continue
         if s2 and b1.release_id != b2.release_id and _ref_populations_disjoint(b1, b2):
-            findings += _ref_shortfalls(outer, new, [(b1, s1), (b2, s2)], min_cell)
+            findings += _shortfalls(outer, new, [(b1, s1), (b2, s2)], min_cell)
     return findings
 
 
