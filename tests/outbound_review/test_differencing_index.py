@@ -13,7 +13,7 @@ import bisect
 import itertools
 import tempfile
 from collections import defaultdict
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from pathlib import Path
 
 from hypothesis import HealthCheck, given, settings
@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 from benchmarks._disclosure_history import History, probes
 from benchmarks._disclosure_population import MIN_CELL, islet_cells, populations
 from benchmarks.bench_disclosure import check_attack, check_safe
-from outbound_review._difference_index import disjoint, implies, inside_sums
+from outbound_review._difference_index import disjoint, implies, inside_sums, unique
 from outbound_review.differencing import (
     RULE_ID,
     DifferencingFinding,
@@ -37,7 +37,8 @@ from outbound_review.differencing import (
 )
 
 # The reference: the check that tries every pair, kept verbatim apart from names; a finding is
-# worded by the module's own _shortfalls, so only the search is compared.
+# worded by the module's own _shortfalls and releases are deduplicated by its unique, so only the
+# search is compared.
 
 Scope = tuple[str, str]
 
@@ -101,15 +102,6 @@ class _Reference:
             if not release.opaque:
                 self._nesting[scope, release.datasets][release.columns].append(release)
 
-    def _unique(
-        self, groups: Iterable[Iterable[ReleaseDescriptor]], new: ReleaseDescriptor
-    ) -> Iterator[ReleaseDescriptor]:
-        seen = {new.release_id}
-        for r in itertools.chain.from_iterable(groups):
-            if r.release_id not in seen:
-                seen.add(r.release_id)
-                yield r
-
     def _nestable(
         self, r: ReleaseDescriptor, new: ReleaseDescriptor, *, inside: bool | None
     ) -> list[ReleaseDescriptor]:
@@ -119,7 +111,7 @@ class _Reference:
             for cols, rels in self._nesting.get((scope, r.datasets), {}).items()
             if inside is None or (cols >= r.columns if inside else cols <= r.columns)
         ]
-        return [e for e in self._unique(groups, new) if e.release_id != r.release_id]
+        return [e for e in unique(groups, new) if e.release_id != r.release_id]
 
     def check(self, new: ReleaseDescriptor, min_cell: int) -> list[DifferencingFinding]:
         if new.opaque:
@@ -146,9 +138,7 @@ class _Reference:
     def _same_datasets(
         self, new: ReleaseDescriptor, table: dict[tuple[Scope, str], list[ReleaseDescriptor]]
     ) -> list[ReleaseDescriptor]:
-        return list(
-            self._unique((table.get((s, ds), []) for s in _ref_scopes(new) for ds in new.datasets), new)
-        )
+        return list(unique((table.get((s, ds), []) for s in _ref_scopes(new) for ds in new.datasets), new))
 
     @staticmethod
     def _check_opaque(
