@@ -174,16 +174,20 @@ def consistency_between(
     return _consistency(platform, _kept(platform, old_size), _kept(platform, new_size))
 
 
-def verify(
-    platform: Platform, principal: Principal, progress: Callable[[int, int], None] | None = None
-) -> VerifyReport:
-    """Verify the whole log from its entries up, as ``veilbox ledger verify`` does, pinning the
-    log's key; ``progress`` hears the bytes checked and the total."""
+def verifier(
+    platform: Platform, principal: Principal
+) -> Callable[[Callable[[int, int], None]], VerifyReport]:
+    """Check the role now and return what verifies the whole log from its entries up, as
+    ``veilbox ledger verify`` does, pinning the log's key; it tells its argument the bytes
+    checked and the total as it goes."""
     require_role(principal, AUDITORS, "verifying the ledger")
-    # In this process, not forked workers: a server's threads make forking unsafe.
-    return verify_log(
-        platform.ledger.path, public_key=platform.ledger.public_key(), workers=1, progress=progress
-    )
+    path, key = platform.ledger.path, platform.ledger.public_key()
+
+    def run(progress: Callable[[int, int], None]) -> VerifyReport:
+        # In this process, not forked workers: a server's threads make forking unsafe.
+        return verify_log(path, public_key=key, workers=1, progress=progress)
+
+    return run
 
 
 def activity(platform: Platform, principal: Principal, *, days: int = 30) -> Activity:

@@ -4,7 +4,8 @@
 the ledger, the catalog and the review gate; the job runner (:mod:`gateway.runner`), a
 separate process started with the app, is the only one that opens the enclave. Every
 endpoint authenticates a bearer token and checks role and tenant in the service it calls;
-every error is an RFC 9457 problem.
+every error is an RFC 9457 problem. The web console (:mod:`gateway.console`) is mounted
+under ``/console`` on the same services.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from pathlib import Path
 
 from fastapi import FastAPI, Request, Response
 
-from gateway import runner_process
+from gateway import console, runner_process
 from gateway.api import answers, catalog, control, jobs, ledger, matching, problems, reviews
 from gateway.platform import Platform, Progress
 from sandbox.limits import Limits
@@ -85,12 +86,15 @@ def create_app(
     problems.install(app)
     for router in ROUTERS:
         app.include_router(router, responses=problems.RESPONSES)
+    console.install(app)
 
     @app.middleware("http")
     async def guard(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
         refused = _refuse_body(request)
         response = refused if refused is not None else await call_next(request)
-        response.headers.update(_SECURITY_HEADERS)
+        for name, value in _SECURITY_HEADERS.items():
+            # The console sets its own Referrer-Policy; every other response gets these as they are.
+            response.headers.setdefault(name, value)
         return response
 
     return app
@@ -98,13 +102,16 @@ def create_app(
 
 def _refuse_body(request: Request) -> Response | None:
     """Refuse a body that is too large, of unannounced size or of the wrong type before anything
-    reads it: JSON everywhere, except the binary PSI reply (larger, ``application/octet-stream``)."""
+    reads it: JSON everywhere, except the binary PSI reply (larger, ``application/octet-stream``)
+    and the web console's form posts (``application/x-www-form-urlencoded``, same size limit)."""
     if request.method not in ("POST", "PUT", "PATCH"):
         return None
     binary = BINARY_PATH.fullmatch(request.url.path) is not None
-    limit, expected = (
-        (MAX_REPLY_BYTES, "application/octet-stream") if binary else (MAX_BODY_BYTES, "application/json")
-    )
+    if binary:
+        limit, expected = MAX_REPLY_BYTES, "application/octet-stream"
+    else:
+        limit = MAX_BODY_BYTES
+        expected = console.FORM_MEDIA if console.serves(request.url.path) else "application/json"
     length = request.headers.get("content-length")
     if length is None and "transfer-encoding" in request.headers:
         # A chunked body announces no size, so neither limit below could be checked up front.

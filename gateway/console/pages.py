@@ -1,0 +1,95 @@
+"""Rendering console pages: the Jinja2 templates (autoescaped), the navigation each role sees,
+and the page every refusal becomes.
+
+The navigation only saves clicks: each page's route calls the service functions that
+check the role, so a link shown by mistake would still lead to a refusal.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+from fastapi import Request
+from fastapi.responses import HTMLResponse
+from jinja2 import Environment, PackageLoader, StrictUndefined
+
+from gateway.console import highlight, i18n
+from gateway.console.access import PREFIX, Viewer
+from gateway.console.csrf import FIELD
+from gateway.control import Role
+
+TEMPLATES = Environment(
+    loader=PackageLoader("gateway.console", "templates"),
+    autoescape=True,
+    undefined=StrictUndefined,
+    trim_blocks=True,
+    lstrip_blocks=True,
+)
+TEMPLATES.filters["sql"] = highlight.sql
+
+_AUDIT = (("audit/ledger", "nav.ledger"), ("audit/checkpoint", "nav.proofs"), ("audit/verify", "nav.verify"),
+          ("audit/activity", "nav.activity"))  # fmt: skip
+_WORK = (("catalog", "nav.catalog"), ("playground", "nav.playground"), ("jobs", "nav.jobs"))
+NAV: Mapping[Role, tuple[tuple[str, str], ...]] = {
+    Role.REVIEWER: (("reviews", "nav.queue"), ("reviews/history", "nav.history"), ("catalog", "nav.catalog")),
+    Role.AUDITOR: (*_AUDIT, ("jobs", "nav.jobs"), ("catalog", "nav.catalog")),
+    Role.AUTHORITY: (
+        ("authority/datasets", "nav.datasets"),
+        ("authority/authorizations", "nav.authorizations"),
+        ("authority/scenarios", "nav.scenarios"),
+        ("authority/budgets", "nav.budgets"),
+        *_AUDIT,
+    ),
+    Role.OPERATOR: _WORK,
+    Role.DEVELOPER: _WORK,
+    Role.PROVIDER: (("catalog", "nav.catalog"),),
+}
+"""The pages each role's navigation links to, under the console's prefix."""
+
+
+def when(value: datetime | str | None) -> str:
+    """A time as the pages show it: UTC to the second."""
+    if value is None:
+        return "—"
+    moment = datetime.fromisoformat(value) if isinstance(value, str) else value
+    return moment.strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+TEMPLATES.filters["when"] = when
+
+
+def render(
+    request: Request,
+    template: str,
+    context: Mapping[str, Any] | None = None,
+    *,
+    status: int = 200,
+) -> HTMLResponse:
+    """A page for the request's viewer (if signed in), in the viewer's language."""
+    language = i18n.language(request)
+    viewer: Viewer | None = getattr(request.state, "viewer", None)
+    flash = None
+    if viewer is not None and viewer.session.flash is not None:
+        flash, viewer.session.flash = viewer.session.flash, None
+    page = TEMPLATES.get_template(template).render(
+        t=i18n.translator(language),
+        lang=language,
+        languages=i18n.LANGUAGES,
+        viewer=viewer,
+        nav=[(f"{PREFIX}/{path}", key) for path, key in NAV.get(viewer.principal.role, ())] if viewer else [],
+        prefix=PREFIX,
+        here=request.url.path,
+        csrf_field=FIELD,
+        csrf=viewer.session.csrf if viewer else "",
+        flash=flash,
+        **(context or {}),
+    )
+    return HTMLResponse(page, status_code=status)
+
+
+def refusal(request: Request, status: int, title: str, detail: str, rule: str) -> HTMLResponse:
+    """The page a refused or failed request gets: what was wrong and the rule that said so."""
+    context = {"status": status, "title": title, "detail": detail, "rule": rule}
+    return render(request, "error.html", context, status=status)
