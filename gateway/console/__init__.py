@@ -31,7 +31,7 @@ from gateway.console.verifying import Verifications
 from gateway.errors import Forbidden, NotFound, Unauthenticated
 from ledger.errors import VeilboxError
 
-__all__ = ["FORM_MEDIA", "PREFIX", "install", "serves"]
+__all__ = ["CSP", "FORM_MEDIA", "PREFIX", "install", "serves"]
 
 FORM_MEDIA = "application/x-www-form-urlencoded"
 """The only body the console accepts: its forms' posts."""

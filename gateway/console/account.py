@@ -29,7 +29,8 @@ Next = Annotated[str | None, Query(alias="next", max_length=2000)]
 
 def safe_next(target: str | None) -> str:
     """Where to go after sign-in or a language switch: a console path, never another site."""
-    if target and target.startswith(PREFIX + "/") and "//" not in target and "\\" not in target:
+    unsafe = ("//", "\\", "..")
+    if target and target.startswith(PREFIX + "/") and not any(u in target for u in unsafe):
         return target
     return PREFIX + "/"
 

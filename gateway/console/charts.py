@@ -21,7 +21,8 @@ _ids = itertools.count()
 
 
 def columns(points: Sequence[tuple[str, float]], *, title: str, every: int = 1, empty: str) -> Markup:
-    """Vertical columns, one per point (a day, say), labelled under every ``every``-th one."""
+    """Vertical columns, one per point (a day, say), labelled under every ``every``-th one
+    counting back from the last."""
     if not any(value for _, value in points):
         return _empty(title, empty)
     height, base, top = 220, 190, 20
@@ -41,7 +42,7 @@ def columns(points: Sequence[tuple[str, float]], *, title: str, every: int = 1, 
                 f'<text class="chart-value" x="{x + step / 2:.1f}" y="{base - tall - 4:.1f}" '
                 f'text-anchor="middle">{_number(value)}</text>'
             )
-        if k % every == 0:
+        if (len(points) - 1 - k) % every == 0:
             shapes.append(
                 f'<text class="chart-label" x="{x + step / 2:.1f}" y="{base + 16}" '
                 f'text-anchor="middle">{escape(_cut(label, 10))}</text>'

@@ -321,6 +321,7 @@ EN = MappingProxyType(
         "editor.negatives": "Negative values",
         "editor.zeros": "Zeros are disclosive",
         "editor.approve": "Approve with these terms",
+        "editor.approve_reason": "Reason (the operator reads it)",
         "editor.reject_reason": "Reason for rejecting",
         "editor.reject": "Reject",
         "budgets.title": "Privacy budget by scenario",

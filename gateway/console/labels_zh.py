@@ -301,6 +301,7 @@ ZH = MappingProxyType(
         "editor.negatives": "负值",
         "editor.zeros": "零值视为可披露风险",
         "editor.approve": "按这些条件批准",
+        "editor.approve_reason": "理由（运营机构可见）",
         "editor.reject_reason": "驳回理由",
         "editor.reject": "驳回",
         "budgets.title": "各场景隐私预算",
