@@ -26,12 +26,20 @@ bench-full: $(VENV)/.installed-dev
 	$(BIN)/python -m benchmarks --full
 
 # Confined Python jobs need bubblewrap; install it where we can (root with apt), otherwise
-# such jobs are refused and the tests that need it say they were skipped.
+# such jobs are refused and the tests that need it say they were skipped. The console's
+# browser tests drive Debian's chromium through chromium-driver (a CJK font makes their
+# screenshots of the Chinese pages legible); without them those tests are skipped.
+BROWSER_PACKAGES := chromium chromium-driver fonts-wqy-microhei
 sysdeps:
 	@command -v bwrap >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && \
 	  { apt-get install -y -qq bubblewrap >/dev/null 2>&1 || \
 	    { apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq bubblewrap >/dev/null 2>&1; }; }; } || \
 	  echo "bubblewrap is not available: confined Python jobs will be refused"
+	@{ command -v chromium >/dev/null 2>&1 && command -v chromedriver >/dev/null 2>&1; } || \
+	  { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && \
+	  { apt-get install -y -qq $(BROWSER_PACKAGES) >/dev/null 2>&1 || \
+	    { apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq $(BROWSER_PACKAGES) >/dev/null 2>&1; }; }; } || \
+	  echo "chromium and chromium-driver are not available: the console's browser tests will be skipped"
 
 $(VENV)/.created:
 	$(PYTHON) -m venv $(VENV)
