@@ -216,6 +216,7 @@ def test_a_developer_tries_sql_on_mock_data_then_submits_it(story: Story) -> Non
     sql = story.driver.find_element(By.ID, "job-sql")
     sql.clear()
     sql.send_keys(QUERY)
+    story.driver.find_element(By.NAME, "dp").click()  # under differential privacy: it spends budget
     story.driver.find_element(By.CSS_SELECTOR, "details form button.primary").click()
     story.wait(lambda d: re.search(r"/console/jobs/job_\w+$", d.current_url))
     story.job = story.driver.current_url.rsplit("/", 1)[1]
@@ -270,7 +271,8 @@ def test_two_reviewers_read_the_check_report_and_approve(story: Story) -> None:
         story.driver.switch_to.active_element.send_keys(Keys.ENTER)
         story.wait(lambda d: d.current_url.endswith(f"/console/reviews/{story.job}"))
         report = story.text("table.report")
-        assert "SDC-MIN-CELL" in report and "SDC-DIFFERENCING" in report
+        assert "SDC-MIN-CELL" in report and "SDC-DP" in report and "SDC-DIFFERENCING" in report
+        assert "epsilon" in story.text("section[aria-labelledby=dp]")
         assert f"{number - 1} / 2" in story.text(".approvals")
         story.driver.find_element(By.ID, "reason").send_keys(f"每个单元 ≥ 10，用途相符（{reviewer}）")
         story.driver.find_element(By.CSS_SELECTOR, "button[value=approve]").click()
@@ -346,7 +348,7 @@ def test_the_authority_pages_in_both_languages(story: Story) -> None:
         story.open(f"/console/authority/{path}")
         assert story.driver.find_elements(By.TAG_NAME, "h1")
         story.shot(f"{number}-authority-{name}")
-    assert story.driver.find_elements(By.CSS_SELECTOR, "svg.chart")
+    assert story.driver.find_elements(By.CSS_SELECTOR, "svg.chart rect.chart-bar")  # the DP job's spend
     story.driver.find_element(By.CSS_SELECTOR, "a[hreflang=en]").click()
     story.wait(lambda d: d.find_element(By.TAG_NAME, "html").get_attribute("lang") == "en")
     story.open(f"/console/authority/scenarios/{story.applied}")

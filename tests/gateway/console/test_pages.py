@@ -8,6 +8,7 @@ import re
 
 import pyarrow as pa
 import pytest
+from httpx2 import Response
 
 from gateway.console import CSP
 from outbound_review import SourceDataset, Submission
@@ -45,8 +46,8 @@ LEDGER_PAGES = (
 )
 
 
-def _assert_headers(headers: dict[str, str] | object, path: str) -> None:
-    get = headers.get  # type: ignore[attr-defined]
+def _assert_headers(response: Response, path: str) -> None:
+    get = response.headers.get
     assert get("content-security-policy") == CSP, path
     assert "unsafe-inline" not in CSP and "unsafe-eval" not in CSP
     assert get("x-content-type-options") == "nosniff", path
@@ -60,13 +61,13 @@ def test_every_page_carries_the_headers_and_no_inline_script_or_style(world: Wor
     anonymous = Visitor(world)
     for path in ("/console/signin", "/console/", "/console/static/console.css", "/console/static/console.js"):
         response = anonymous.get(path, follow_redirects=False)
-        _assert_headers(response.headers, path)
+        _assert_headers(response, path)
     for role, paths in {**PAGES, "reviewer": (*PAGES["reviewer"], f"/console/reviews/{job}")}.items():
         visitor = Visitor(world).sign_in(role)
         for path in paths:
             response = visitor.get(path)
             assert response.status_code in (200, 404), (path, response.text[-500:])
-            _assert_headers(response.headers, path)
+            _assert_headers(response, path)
             assert not INLINE.search(response.text), (path, INLINE.search(response.text))
     assert world.client.get("/v1/health").headers["referrer-policy"] == "no-referrer"  # the API's own
 
