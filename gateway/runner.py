@@ -87,7 +87,9 @@ class Runner:
         layout = Layout(Path(workdir))
         enclave = Enclave.open(layout.root, limits=limits, workers=workers)
         control = ControlPlane.open(url or control_url(layout.root), enclave.ledger, clock=clock)
-        gate = Gate(layout.review, enclave.ledger, enclave.release_key(), enclave.release_key_name)
+        gate = Gate(
+            layout.review, enclave.ledger, enclave.data_keys, enclave.release_key(), enclave.release_key_name
+        )
         layout.publish(layout.release_key, gate.public_key.vkey)
         layout.publish(layout.input_key, public_text(enclave.input_key()))
         answers = Answers.open(layout, enclave, control)
@@ -225,6 +227,7 @@ class Runner:
                 ladders=record_ladders(spec["ladders"]),
                 max_suppression=float(spec["max_suppression"]),
                 job_id=job.id,
+                owner=job.operator_id,
             )
             return run_records(self.enclave, record)
         if job.kind == "model":
@@ -245,6 +248,7 @@ class Runner:
                     label=spec.get("label"),
                     hyperparameters=spec.get("hyperparameters") or {},
                     job_id=job.id,
+                    owner=job.operator_id,
                 ),
             )
         dp = dp_config(scenario) if spec.get("dp") else None
@@ -259,6 +263,7 @@ class Runner:
                 policy=policy,
                 job_id=job.id,
                 dp=dp,
+                owner=job.operator_id,
             ),
         )
 

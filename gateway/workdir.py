@@ -79,6 +79,11 @@ class Layout:
         return self.root / "quarantine"
 
     @property
+    def data_keys(self) -> Path:
+        """The per-operator data keys (the same file the enclave opens)."""
+        return self.root / "data-keys" / "keys.sqlite"
+
+    @property
     def credentials(self) -> Path:
         return self.root / "credentials.json"
 
