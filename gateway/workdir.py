@@ -9,6 +9,7 @@
       release.pub           the platform's release-verification key (a vkey line)
       inputs.pub            the enclave's key for sealing raw inputs (x25519:BASE64)
       psi/JOB/              a PSI job's blinded messages: the enclave's request, the reply
+      checkpoints/SIZE.note every ledger checkpoint the gateway signed, for consistency proofs
       credentials.json      tokens the demo made, for continuing by hand (demo only)
 
 The enclave's own files (``enclave/``, ``catalog.sqlite``, ``budget.sqlite``,
@@ -49,6 +50,10 @@ class Layout:
     @property
     def psi(self) -> Path:
         return self.root / "psi"
+
+    @property
+    def checkpoints(self) -> Path:
+        return self.root / "checkpoints"
 
     @property
     def control(self) -> Path:

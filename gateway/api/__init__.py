@@ -19,7 +19,7 @@ from fastapi import FastAPI, Request, Response
 
 from gateway import runner_process
 from gateway.api import answers, catalog, control, jobs, ledger, matching, problems, reviews
-from gateway.api.platform import Platform, Progress
+from gateway.platform import Platform, Progress
 from sandbox.limits import Limits
 
 MAX_BODY_BYTES = 1 << 20

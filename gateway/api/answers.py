@@ -16,8 +16,8 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 from gateway import jobs, specs
 from gateway.api.auth import Caller, Services
 from gateway.api.jobs import Finite, JobView
-from gateway.api.platform import Platform
 from gateway.control import Principal
+from gateway.platform import Platform
 
 router = APIRouter(tags=["verification"])
 WORKING = ("queued", "running", "receiving")

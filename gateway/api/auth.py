@@ -7,10 +7,10 @@ from typing import Annotated
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from gateway.api.platform import Platform
 from gateway.control import Principal
 from gateway.control.identity import authenticate
 from gateway.errors import Unauthenticated
+from gateway.platform import Platform
 
 _bearer = HTTPBearer(auto_error=False, description="An API token: `Authorization: Bearer vbx_…`")
 

@@ -7,39 +7,24 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 
+from gateway import datasets as datasets_service
 from gateway.api.auth import Caller, Services
 from gateway.api.problems import problem
-from gateway.control import Principal
-from gateway.control.identity import SEES_ALL, invisible
 from gateway.errors import Conflict
-from sandbox.catalog import Dataset
-from sandbox.errors import CatalogError
 
 router = APIRouter(tags=["catalog"])
-
-
-def _visible(dataset: Dataset, caller: Principal) -> bool:
-    """Public datasets to everyone; one derived for an operator (a PSI match) to its tenant only."""
-    owner = dataset.extra.get("operator")
-    return owner is None or caller.role in SEES_ALL or owner == caller.tenant
 
 
 @router.get("/v1/catalog", summary="Every registered dataset's description")
 def datasets(caller: Caller, services: Services) -> list[dict[str, Any]]:
     """Schemas, tags, bounds and declared domains of every dataset you may see; no value of the data."""
-    return [d.schema() for d in services.catalog.list() if _visible(d, caller)]
+    return [d.schema() for d in datasets_service.list_datasets(services, caller)]
 
 
 @router.get("/v1/catalog/{name}", summary="One dataset's description")
 def dataset(name: str, caller: Caller, services: Services) -> dict[str, Any]:
     """One dataset's schema and tags."""
-    try:
-        found = services.catalog.get(name)
-    except CatalogError:
-        raise invisible("dataset", name) from None
-    if not _visible(found, caller):
-        raise invisible("dataset", name)
-    return found.schema()
+    return datasets_service.get_dataset(services, caller, name).schema()
 
 
 @router.get("/v1/me", summary="Who you are")

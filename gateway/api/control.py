@@ -1,6 +1,7 @@
 """The control plane over HTTP: organisations, users and tokens; authorizations (授权) and their
 exit; scenarios (场景) and their review by the authority. Every check — role, tenant, state
-— lives in the service function each route calls."""
+— lives in the service function each route calls (:mod:`gateway.control`, and
+:mod:`gateway.governance` where a decision also reaches the catalog, review or budget)."""
 
 from __future__ import annotations
 
@@ -11,11 +12,9 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Body
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
+from gateway import governance
 from gateway.api.auth import Caller, Services
-from gateway.api.platform import Platform
 from gateway.control import authorizations, identity, scenarios
-from gateway.errors import InvalidRequest
-from gateway.runner import remove_results
 
 identities = APIRouter(tags=["identities"])
 grants = APIRouter(prefix="/v1/authorizations", tags=["authorizations"])
@@ -210,9 +209,8 @@ def grant(body: NewAuthorization, caller: Caller, services: Services) -> dict[st
     Every dataset must be registered; under a ``domain`` authorization each must come from
     a provider the scope names.
     """
-    _check_scope(services, body)
-    found = authorizations.grant(
-        services.control,
+    found = governance.grant(
+        services,
         caller,
         operator_id=body.operator_id,
         mode=body.mode,
@@ -223,19 +221,6 @@ def grant(body: NewAuthorization, caller: Caller, services: Services) -> dict[st
         ends_at=body.ends_at,
     )
     return _plain(found)
-
-
-def _check_scope(services: Platform, body: NewAuthorization) -> None:
-    registered = {d.name: d.provider for d in services.catalog.list() if not d.extra.get("operator")}
-    unknown = sorted(set(body.datasets) - set(registered))
-    if unknown:
-        raise InvalidRequest("G-INPUT", f"no registered dataset is named {', '.join(unknown)}")
-    if body.mode == "domain":
-        outside = sorted(d for d in body.datasets if registered[d] not in body.scope)
-        if outside:
-            raise InvalidRequest(
-                "G-INPUT", f"{', '.join(outside)} come from providers outside the domain scope {body.scope}"
-            )
 
 
 @grants.get("", summary="Authorizations you may see")
@@ -252,12 +237,9 @@ def get_grant(authorization_id: str, caller: Caller, services: Services) -> dict
 def revoke(authorization_id: str, body: Revocation, caller: Caller, services: Services) -> dict[str, Any]:
     """When the operator holds no other active authorization it exits: its tokens, scenarios
     and open jobs close at once and their quarantined and reviewed results are deleted."""
-    summary = authorizations.revoke(
-        services.control, caller, authorization_id, reason=body.reason, voluntary=body.voluntary
+    summary = governance.revoke(
+        services, caller, authorization_id, reason=body.reason, voluntary=body.voluntary
     )
-    for job_id in summary.jobs_closed:
-        services.gate.queue.withdraw(job_id, caller.user_id, f"authorization {authorization_id} ended")
-    remove_results(services.layout, list(summary.jobs_closed))
     return _plain(summary)
 
 
@@ -371,12 +353,7 @@ def approve(scenario_id: str, body: Approval, caller: Caller, services: Services
     """The authority approves and sets the policy; the budget is set on every dataset of the
     scenario: ε as approved, and δ for as many queries as ε allows (``delta`` is per query)."""
     terms = scenarios.ScenarioTerms(**body.terms.model_dump())
-    found = scenarios.approve(services.control, caller, scenario_id, policy=terms, reason=body.reason)
-    # δ is per query in the terms; the budget's δ lets as many queries as ε does.
-    total_delta = min(terms.delta * max(1.0, terms.epsilon / terms.query_epsilon), 0.5)
-    for dataset in sorted(found.datasets):
-        services.budget.set_budget(found.id, dataset, terms.epsilon, total_delta, actor=caller.user_id)
-    return _plain(found)
+    return _plain(governance.approve(services, caller, scenario_id, terms=terms, reason=body.reason))
 
 
 @applications.post("/{scenario_id}/reject", summary="Reject a scenario with a reason")

@@ -11,25 +11,14 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from gateway import jobs, specs
+from gateway import jobs, releases, specs
 from gateway.api.auth import Caller, Services
-from gateway.api.platform import Platform
-from gateway.control import Principal, Role
-from gateway.control.identity import invisible, require_role
-from gateway.errors import Conflict, InvalidRequest
-from outbound_review.release import MANIFEST, SIGNATURE
+from gateway.control import Principal
+from gateway.errors import InvalidRequest
+from gateway.platform import Platform
 from sandbox.policy import MAX_SQL_CHARS
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
-
-_MEDIA = {
-    "result.csv": "text/csv",
-    "result.parquet": "application/vnd.apache.parquet",
-    "result.json": "application/json",
-    MANIFEST: "application/json",
-    SIGNATURE: "text/plain",
-}
-
 
 MAX_WAIT_S = 30.0
 RUNNER_STATES = frozenset({"queued", "running", "receiving"})
@@ -241,20 +230,11 @@ async def _held(
     "/{job_id}/release/{name}",
     summary="Download a file of a released result",
     response_class=FileResponse,
-    responses={200: {"content": {media: {} for media in set(_MEDIA.values())}}},
+    responses={200: {"content": {media: {} for media in set(releases.MEDIA.values())}}},
 )
 def download(job_id: str, name: str, caller: Caller, services: Services, request: Request) -> FileResponse:
     """A released artifact's file (``result.csv``, ``result.parquet``, ``result.json``,
     ``manifest.json``, ``manifest.sig``), for users of the submitting operator only.
     Every download is a ledger entry."""
-    require_role(caller, {Role.OPERATOR, Role.DEVELOPER}, "downloading a released result")
-    job = jobs.get_job(services.control, caller, job_id)
-    if name not in _MEDIA:
-        raise invisible("release file", name)
-    if job.status != "released":
-        raise Conflict("G-STATE", f"job {job_id} is {job.status}: only released results can be downloaded")
-    path = services.layout.releases / job_id / name
-    if not path.is_file():
-        raise Conflict("G-STATE", f"the release of job {job_id} has no {name}")
-    services.ledger.append(caller.user_id, "release.downloaded", job_id, {"file": name})
-    return FileResponse(path, media_type=_MEDIA[name], filename=f"{job_id}-{name}")
+    found = releases.release_file(services, caller, job_id, name)
+    return FileResponse(found.path, media_type=found.media_type, filename=found.filename)

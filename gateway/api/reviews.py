@@ -1,11 +1,7 @@
 """``/v1/reviews``: the outbound-review queue (出域审核) for reviewers.
 
-A reviewer sees every pending result outside its own organisation with the evidence a
-decision needs — purpose, code, datasets with levels and row counts, the check report rule
-by rule, the differencing findings, the DP guarantee — and the result itself, paged. The
-review gate enforces separation of duties, reasons and the two-reviewer rule; this module
-only adds that reviewers alone may call it and that another organisation's own results
-are invisible to it.
+Every check lives in :mod:`gateway.reviewing`, which the web console calls too; these
+routes only translate between HTTP and those functions.
 """
 
 from __future__ import annotations
@@ -15,12 +11,9 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, ConfigDict, Field
 
-from gateway import jobs
+from gateway import reviewing
 from gateway.api.auth import Caller, Services
-from gateway.api.platform import Platform
-from gateway.control import Principal, Role
-from gateway.control.identity import invisible, require_role
-from outbound_review import ReviewItem, ReviewRefused
+from outbound_review import ReviewItem
 
 router = APIRouter(prefix="/v1/reviews", tags=["reviews"])
 
@@ -89,22 +82,10 @@ def _summary(item: ReviewItem) -> dict[str, Any]:
     }
 
 
-def _item(services: Platform, caller: Principal, job_id: str) -> ReviewItem:
-    require_role(caller, {Role.REVIEWER}, "reviewing results")
-    try:
-        item = services.gate.queue.get(job_id)
-    except ReviewRefused:
-        raise invisible("review", job_id) from None
-    if item.organisation == caller.organisation_id:
-        raise invisible("review", job_id)
-    return item
-
-
 @router.get("", response_model=list[ReviewSummary], summary="Results waiting for your review")
 def pending(caller: Caller, services: Services) -> Any:
     """Pending results of every organisation but your own."""
-    require_role(caller, {Role.REVIEWER}, "reviewing results")
-    return [_summary(i) for i in services.gate.queue.pending(caller.organisation_id)]
+    return [_summary(i) for i in reviewing.pending(services, caller)]
 
 
 @router.get("/{job_id}", response_model=ReviewView, summary="One result with all its evidence")
@@ -116,16 +97,15 @@ def show(
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> Any:
     """The evidence, the decisions so far and a page of the result table."""
-    item = _item(services, caller, job_id)
-    table = services.gate.result(job_id)
+    found = reviewing.page(services, caller, job_id, offset=offset, limit=limit)
     return {
-        **_summary(item),
-        "evidence": item.evidence,
-        "decisions": services.gate.queue.decisions(job_id),
-        "columns": table.column_names,
-        "rows": table.slice(offset, limit).to_pylist(),
-        "total_rows": table.num_rows,
-        "offset": offset,
+        **_summary(found.item),
+        "evidence": found.item.evidence,
+        "decisions": found.decisions,
+        "columns": found.columns,
+        "rows": found.rows,
+        "total_rows": found.total_rows,
+        "offset": found.offset,
     }
 
 
@@ -133,21 +113,7 @@ def show(
 def decide(job_id: str, body: Decision, caller: Caller, services: Services) -> Any:
     """Record a decision; a result is approved once it has the approvals it needs, and the
     runner then releases it."""
-    _item(services, caller, job_id)
-    item = services.gate.queue.decide(
-        job_id, caller.user_id, caller.organisation_id, body.decision, body.reason
-    )
-    if item.state != "pending_review":
-        jobs.advance(
-            services.control,
-            job_id,
-            item.state,
-            expected=("pending_review", "approved"),
-            reason=body.reason if item.state != "approved" else None,
-        )
-    if item.state == "approved":
-        services.wake()
-    return _summary(item)
+    return _summary(reviewing.decide(services, caller, job_id, body.decision, body.reason))
 
 
 @router.post(
@@ -155,15 +121,4 @@ def decide(job_id: str, body: Decision, caller: Caller, services: Services) -> A
 )
 def mitigate(job_id: str, body: Mitigation, caller: Caller, services: Services) -> Any:
     """Replace the result by a mitigated version; the checks are re-run on it."""
-    _item(services, caller, job_id)
-    item = services.gate.mitigate(
-        job_id, caller.user_id, caller.organisation_id, body.action, body.reason, base=body.base
-    )
-    jobs.advance(
-        services.control,
-        job_id,
-        "pending_review",
-        expected=("pending_review",),
-        result_sha256=item.result_sha256,
-    )
-    return _summary(item)
+    return _summary(reviewing.mitigate(services, caller, job_id, body.action, body.reason, base=body.base))

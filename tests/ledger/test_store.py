@@ -369,3 +369,18 @@ def test_operating_system_errors_surface_as_ledger_errors(
         log.append("a", "b", "c")
     monkeypatch.undo()
     assert log.size == 3
+
+
+def test_verification_reports_its_progress_run_by_run(
+    ledger_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import ledger.verify
+
+    with Ledger.open(ledger_dir) as log:
+        fill(log, 40)
+    monkeypatch.setattr(ledger.verify, "_CHUNK", 1024)  # many runs from a small log
+    heard: list[tuple[int, int]] = []
+    assert verify_log(ledger_dir, progress=lambda done, total: heard.append((done, total))).ok
+    total = (ledger_dir / "entries.jsonl").stat().st_size
+    assert len(heard) > 3 and {t for _, t in heard} == {total}
+    assert [d for d, _ in heard] == sorted({d for d, _ in heard}) and heard[-1][0] == total
