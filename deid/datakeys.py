@@ -104,13 +104,15 @@ class DataKeys:
         altered, moved to another context, or is not a sealed blob."""
         header, key_id, nonce, ciphertext, owner = _parse(blob)
         with self._store.transaction() as db:
-            row = db.execute(
-                "SELECT key, destroyed_at FROM data_keys WHERE key_id = ?", (key_id,)
-            ).fetchone()
+            row = db.execute("SELECT key, destroyed_at FROM data_keys WHERE key_id = ?", (key_id,)).fetchone()
         if row is None:
-            raise KeyDestroyed(f"the key {key_id.hex()} of {owner} is not in this store: the data is unreadable")
+            raise KeyDestroyed(
+                f"the key {key_id.hex()} of {owner} is not in this store: the data is unreadable"
+            )
         if row[0] is None:
-            raise KeyDestroyed(f"the data of {owner} was crypto-shredded on {row[1]}: its key no longer exists")
+            raise KeyDestroyed(
+                f"the data of {owner} was crypto-shredded on {row[1]}: its key no longer exists"
+            )
         try:
             return AESGCM(bytes(row[0])).decrypt(nonce, ciphertext, _aad(header, context))
         except InvalidTag:
@@ -128,12 +130,15 @@ class DataKeys:
         with self._store.transaction(write=True) as db:
             live = [
                 bytes(r[0])
-                for r in db.execute("SELECT key_id FROM data_keys WHERE owner = ? AND key IS NOT NULL", (owner,))
+                for r in db.execute(
+                    "SELECT key_id FROM data_keys WHERE owner = ? AND key IS NOT NULL", (owner,)
+                )
             ]
             if not live:
                 return []
             db.execute(
-                "UPDATE data_keys SET key = NULL, destroyed_at = ?, reason = ? WHERE owner = ? AND key IS NOT NULL",
+                "UPDATE data_keys SET key = NULL, destroyed_at = ?, reason = ? "
+                "WHERE owner = ? AND key IS NOT NULL",
                 (now, reason, owner),
             )
             destroyed = [r for r in _records(db, owner) if bytes.fromhex(r.key_id) in live]
@@ -141,20 +146,24 @@ class DataKeys:
                 actor,
                 "datakey.destroyed",
                 owner,
-                {"reason": reason, "keys": [{"key_id": r.key_id, "fingerprint": r.fingerprint} for r in destroyed]},
+                {
+                    "reason": reason,
+                    "keys": [{"key_id": r.key_id, "fingerprint": r.fingerprint} for r in destroyed],
+                },
             )
         # The old key pages may still sit in the write-ahead log until it is checkpointed away.
         self._store.db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
         return destroyed
 
-    def renew(self, owner: str, *, actor: str) -> KeyRecord:
-        """Issue ``owner`` a new live key (after an exit, for a new authorization); recorded
-        as ``datakey.issued``. An owner that already has a live key keeps it."""
+    def renew(self, owner: str, *, actor: str) -> KeyRecord | None:
+        """After an exit, issue ``owner`` a new key (it holds a new authorization), recorded as
+        ``datakey.issued``; returns it. An owner with a live key, or none ever, is left as it is
+        (its first seal issues one) and None is returned."""
+        _owner_bytes(owner)
         with self._store.transaction(write=True) as db:
             records = _records(db, owner)
-            live = [r for r in records if r.destroyed_at is None]
-            if live:
-                return live[-1]
+            if not records or any(r.destroyed_at is None for r in records):
+                return None
             key_id, _ = self._issue(db, owner, actor=actor)
             return next(r for r in _records(db, owner) if r.key_id == key_id.hex())
 

@@ -26,6 +26,7 @@ from deid.seal import public_text
 from gateway.answers import Answers
 from gateway.control import ControlPlane, control_url
 from gateway.control.identity import principal_of
+from gateway.control.renewals import warn_expiring
 from gateway.control.scenarios import (
     Scenario,
     check_parameters,
@@ -126,8 +127,10 @@ class Runner:
         return steps
 
     def sweep(self) -> list[str]:
-        """Delete what ended scenarios and jobs left in the enclave (see :mod:`gateway.sweep`)."""
+        """Delete what ended scenarios and jobs left in the enclave (see :mod:`gateway.sweep`)
+        and record the expiry warnings now due (see :mod:`gateway.control.renewals`)."""
         with self._serial:
+            warn_expiring(self.control, ACTOR)
             return sweep(self.enclave, self.control, ACTOR)
 
     def run(self, job: JobRecord) -> None:

@@ -89,6 +89,10 @@ class Layout:
         return self.root / "data-keys" / "keys.sqlite"
 
     @property
+    def exit_reports(self) -> Path:
+        return self.root / "exit-reports"
+
+    @property
     def credentials(self) -> Path:
         return self.root / "credentials.json"
 

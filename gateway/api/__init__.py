@@ -18,7 +18,7 @@ from pathlib import Path
 from fastapi import FastAPI, Request, Response
 
 from gateway import runner_process
-from gateway.api import answers, catalog, control, jobs, ledger, matching, problems, reviews
+from gateway.api import answers, catalog, control, jobs, ledger, matching, problems, renewals, reviews
 from gateway.platform import Platform, Progress
 from sandbox.limits import Limits
 
@@ -41,6 +41,7 @@ ROUTERS = (
     reviews.router,
     ledger.router,
     catalog.router,
+    renewals.router,
 )
 
 

@@ -101,12 +101,13 @@ def test_destroying_leaves_no_key_bytes_in_the_files(tmp_path: Path, keys: DataK
 def test_a_renewed_owner_gets_a_new_key_and_old_data_stays_shredded(keys: DataKeys) -> None:
     old = keys.seal("org_a", b"before", "ctx")
     keys.destroy("org_a", actor="usr_auth", reason="exit")
+    assert keys.renew("org_never", actor="usr_auth") is None
     renewed = keys.renew("org_a", actor="usr_auth")
-    assert renewed.destroyed_at is None and len(keys.records("org_a")) == 2
+    assert renewed is not None and renewed.destroyed_at is None and len(keys.records("org_a")) == 2
     assert keys.open(keys.seal("org_a", b"after", "ctx"), "ctx") == b"after"
     with pytest.raises(KeyDestroyed):
         keys.open(old, "ctx")
-    assert keys.renew("org_a", actor="usr_auth") == renewed
+    assert keys.renew("org_a", actor="usr_auth") is None and len(keys.records("org_a")) == 2
 
 
 def test_a_blob_whose_key_is_unknown_is_unreadable(tmp_path: Path, keys: DataKeys, ledger: Ledger) -> None:

@@ -40,7 +40,11 @@ def city(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Enclave, Pa
 def gate(city: tuple[Enclave, Path], tmp_path: Path) -> Iterator[Gate]:
     enclave, _ = city
     opened = Gate(
-        tmp_path / "review", enclave.ledger, enclave.data_keys, enclave.release_key(), enclave.release_key_name
+        tmp_path / "review",
+        enclave.ledger,
+        enclave.data_keys,
+        enclave.release_key(),
+        enclave.release_key_name,
     )
     yield opened
     opened.close()
@@ -158,7 +162,11 @@ def test_releases_persist_for_every_later_gate(city: tuple[Enclave, Path], tmp_p
     enclave, _ = city
     small = _raw(city, "gender = 'M' AND district = '郊县'")
     first = Gate(
-        tmp_path / "review", enclave.ledger, enclave.data_keys, enclave.release_key(), enclave.release_key_name
+        tmp_path / "review",
+        enclave.ledger,
+        enclave.data_keys,
+        enclave.release_key(),
+        enclave.release_key_name,
     )
     _admit(
         city, first, "SELECT COUNT(*) AS n FROM residents WHERE gender = 'M'", "job_e1", min_cell=small + 1
@@ -166,7 +174,11 @@ def test_releases_persist_for_every_later_gate(city: tuple[Enclave, Path], tmp_p
     _approve_and_release(first, "job_e1", tmp_path)
     first.close()
     again = Gate(
-        tmp_path / "review", enclave.ledger, enclave.data_keys, enclave.release_key(), enclave.release_key_name
+        tmp_path / "review",
+        enclave.ledger,
+        enclave.data_keys,
+        enclave.release_key(),
+        enclave.release_key_name,
     )
     narrowed = "SELECT COUNT(*) AS n FROM residents WHERE gender = 'M' AND district <> '郊县'"
     _admit(city, again, narrowed, "job_e2", min_cell=small + 1)

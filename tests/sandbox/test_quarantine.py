@@ -74,7 +74,9 @@ def test_a_result_moved_to_another_job_does_not_open(tmp_path: Path, q: Quaranti
         q.load("job_2")
 
 
-def test_destroying_the_owners_key_shreds_its_results_and_copies(tmp_path: Path, q: Quarantine, keys: DataKeys) -> None:
+def test_destroying_the_owners_key_shreds_its_results_and_copies(
+    tmp_path: Path, q: Quarantine, keys: DataKeys
+) -> None:
     q.put("job_1", pa.table({"n": [10]}), {}, OWNER)
     q.put("job_2", pa.table({"n": [20]}), {}, "org_other")
     backup = (tmp_path / "q" / "job_1" / "result.arrow").read_bytes()

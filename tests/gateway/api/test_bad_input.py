@@ -306,6 +306,20 @@ def _probes(world: World) -> dict[str, Probe]:
             "auditor",
             {"old_checkpoint": "c"},
         ),
+        (
+            "renewal",
+            "/v1/renewals",
+            "/v1/renewals",
+            "operator",
+            {"authorization_id": MISSING_AUTHORIZATION, "ends_at": "2040-01-01T00:00:00Z", "note": "n"},
+        ),
+        (
+            "renewal_decision",
+            "/v1/renewals/{renewal_id}/decision",
+            "/v1/renewals/ren_x/decision",
+            "authority",
+            {"decision": "reject", "reason": "r"},
+        ),
     )
     return {name: Probe(route, path, role, body) for name, route, path, role, body in probes}
 
@@ -326,6 +340,8 @@ MODELS = (
     "decision",
     "mitigation",
     "consistency",
+    "renewal",
+    "renewal_decision",
 )
 
 
