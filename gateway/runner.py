@@ -23,6 +23,7 @@ from datetime import datetime
 from pathlib import Path
 
 from deid.seal import public_text
+from gateway import disclosure
 from gateway.answers import Answers
 from gateway.control import ControlPlane, control_url
 from gateway.control.identity import principal_of
@@ -127,10 +128,12 @@ class Runner:
         return steps
 
     def sweep(self) -> list[str]:
-        """Delete what ended scenarios and jobs left in the enclave (see :mod:`gateway.sweep`)
-        and record the expiry warnings now due (see :mod:`gateway.control.renewals`)."""
+        """Delete what ended scenarios and jobs left in the enclave (see :mod:`gateway.sweep`),
+        record the expiry warnings now due (see :mod:`gateway.control.renewals`) and publish
+        last month's disclosure if it is not out yet (see :mod:`gateway.disclosure`)."""
         with self._serial:
             warn_expiring(self.control, ACTOR)
+            disclosure.publish_due(self.control, self.layout, ACTOR)
             return sweep(self.enclave, self.control, ACTOR)
 
     def run(self, job: JobRecord) -> None:

@@ -89,6 +89,10 @@ class Layout:
         return self.root / "data-keys" / "keys.sqlite"
 
     @property
+    def disclosures(self) -> Path:
+        return self.root / "disclosures"
+
+    @property
     def exit_reports(self) -> Path:
         return self.root / "exit-reports"
 

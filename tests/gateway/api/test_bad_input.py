@@ -313,6 +313,7 @@ def _probes(world: World) -> dict[str, Probe]:
             "operator",
             {"authorization_id": MISSING_AUTHORIZATION, "ends_at": "2040-01-01T00:00:00Z", "note": "n"},
         ),
+        ("period", "/v1/disclosures", "/v1/disclosures", "auditor", {"start": "2030-01-01T00:00:00Z"}),
         (
             "renewal_decision",
             "/v1/renewals/{renewal_id}/decision",
@@ -341,6 +342,7 @@ MODELS = (
     "mitigation",
     "consistency",
     "renewal",
+    "period",
     "renewal_decision",
 )
 

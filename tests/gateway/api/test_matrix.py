@@ -111,6 +111,10 @@ class Matrix:
         body = {"authorization_id": self.authorization(RENEWABLE), "ends_at": _far(), "note": "续期"}
         return str(self.world.post("/v1/renewals", body, "operator")["id"])
 
+    def disclosed(self) -> int:
+        """The number of a published disclosure."""
+        return int(self.world.post("/v1/disclosures", {})["number"])
+
     def ended(self) -> str:
         """A fresh authorization already revoked, so it has an exit report."""
         authorization_id = self.authorization()
@@ -367,6 +371,23 @@ ROWS: tuple[Row, ...] = (
             f"/v1/authorizations/{m.ended() if s else m.world.authorizations['governance']['id']}/exit-report"
         ),
         SEES_ALL,
+    ),
+    # public disclosure
+    Row("POST", "/v1/disclosures", fixed("/v1/disclosures", {}), {"authority"}, status=201),
+    Row("GET", "/v1/disclosures", fixed("/v1/disclosures"), EVERYONE, public=True),
+    Row(
+        "GET",
+        "/v1/disclosures/latest",
+        lambda m, s: Call(f"/v1/disclosures/latest?after={m.disclosed()}"),
+        EVERYONE,
+        public=True,
+    ),
+    Row(
+        "GET",
+        "/v1/disclosures/{number}",
+        lambda m, s: Call(f"/v1/disclosures/{m.disclosed()}"),
+        EVERYONE,
+        public=True,
     ),
     # scenarios
     Row(
