@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import secrets
 from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -110,7 +111,7 @@ def publish(control: ControlPlane, layout: Layout, actor: str, start: datetime, 
         number = 1 + max((int(p.stem) for p in folder.glob("*.json") if p.stem.isdigit()), default=0)
         document = {**built, "number": number}
         data = canonical_json(document)
-        staging = folder / f".{number}.{os.getpid()}.tmp"
+        staging = folder / f".{number}.{secrets.token_hex(8)}.tmp"  # one per publisher, threads too
         staging.write_bytes(data)
         try:
             # Claiming the number and writing the file are one step: of two publishers, one
