@@ -68,7 +68,7 @@ class InProcess:
         self.enclave = Enclave.open(workdir, workers=WORKERS, limits=limits)
         self.policy: ScenarioPolicy = policy(self.enclave)
         self.config = dp_config()
-        self.gate = Gate(workdir / "bench-review", self.enclave.ledger)
+        self.gate = Gate(workdir / "bench-review", self.enclave.ledger, self.enclave.data_keys)
         self.enclave.budget.set_budget(
             SCENARIO, self.config.unit_dataset, _BUDGET_EPSILON, _BUDGET_DELTA, actor=ACTOR
         )

@@ -32,8 +32,10 @@ from benchmarks._query_engines import guarantee_noise
 from benchmarks._query_set import Cells, EngineFailed, Noise, Prepared, cells_of
 from benchmarks._query_workers import peak_mib, reset_peaks, worker_pids
 from benchmarks._report import check, progress
+from deid.datakeys import DataKeys
 from gateway.control import ControlPlane, bootstrap, control_url
 from ledger import Ledger
+from sandbox.enclave import Paths
 from sandbox.limits import Limits
 from sandbox.quarantine import Quarantine
 
@@ -74,7 +76,10 @@ class Platform:
             stdout=self._log,
             stderr=subprocess.STDOUT,
         )
-        self._quarantine = Quarantine(workdir / "quarantine")
+        # The answers are read as the enclave reads them: unsealed with the operator's data key.
+        self._ledger = Ledger.open(Paths(workdir).ledger)
+        self._keys = DataKeys(Paths(workdir).data_keys, self._ledger)
+        self._quarantine = Quarantine(Paths(workdir).quarantine, self._keys)
         self.peaks: dict[str, list[float]] = {}
         try:
             self._wait_until_up(log)
@@ -211,6 +216,8 @@ class Platform:
                     _kill(pid)
                 self.process.wait()
         self._log.close()
+        self._keys.close()
+        self._ledger.close()
 
     def _wait_until_up(self, log: Path) -> None:
         """Wait until the API answers and its runner has published the enclave's keys."""

@@ -6,6 +6,8 @@
     └── DeidError               anything deid refuses or cannot do
         ├── KeyMaterialError    an enclave key is missing, unreadable or too open
         ├── VaultError          the identifier vault cannot be read or written
+        ├── DataKeyError        a data key or sealed blob cannot be used
+        │   └── KeyDestroyed    the data was crypto-shredded: its owner's key was destroyed
         ├── PsiError            a private set intersection message or request is refused
         ├── AnonymityNotMet     a record-level product cannot reach its k (or l) within budget
         ├── BudgetError         a privacy budget value or operation is invalid
@@ -28,6 +30,14 @@ class KeyMaterialError(DeidError):
 
 class VaultError(DeidError):
     """The identifier vault cannot be read or written."""
+
+
+class DataKeyError(DeidError):
+    """A data key cannot be issued or used, or a sealed blob is altered, moved or malformed."""
+
+
+class KeyDestroyed(DataKeyError):
+    """The data was crypto-shredded: the key it was sealed under was destroyed."""
 
 
 class PsiError(DeidError):

@@ -11,12 +11,13 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from deid.errors import BudgetError
+from gateway import exits
 from gateway.control import Principal, authorizations, scenarios
 from gateway.control.authorizations import Authorization, ExitSummary
 from gateway.control.scenarios import Scenario, ScenarioTerms
 from gateway.errors import InvalidRequest
+from gateway.exits import ExitReport
 from gateway.platform import Platform
-from gateway.runner import remove_results
 
 MAX_TOTAL_DELTA = 0.5
 
@@ -58,7 +59,7 @@ def grant(
             raise InvalidRequest(
                 "G-INPUT", f"{', '.join(outside)} come from providers outside the domain scope {scope}"
             )
-    return authorizations.grant(
+    granted = authorizations.grant(
         platform.control,
         principal,
         operator_id=operator_id,
@@ -69,19 +70,21 @@ def grant(
         starts_at=starts_at,
         ends_at=ends_at,
     )
+    # An operator back after an exit gets a new data key; what it left before stays shredded.
+    platform.keys.renew(granted.operator_id, actor=principal.user_id)
+    return granted
 
 
 def revoke(
     platform: Platform, principal: Principal, authorization_id: str, *, reason: str, voluntary: bool = False
-) -> ExitSummary:
-    """End an authorization; jobs it closed leave the review queue and their results are deleted."""
+) -> tuple[ExitSummary, ExitReport, str]:
+    """End an authorization and carry out its exit (:mod:`gateway.exits`); returns what the
+    control plane closed, the exit report and the report's SHA-256."""
     summary = authorizations.revoke(
         platform.control, principal, authorization_id, reason=reason, voluntary=voluntary
     )
-    for job_id in summary.jobs_closed:
-        platform.gate.queue.withdraw(job_id, principal.user_id, f"authorization {authorization_id} ended")
-    remove_results(platform.layout, list(summary.jobs_closed))
-    return summary
+    report, digest = exits.finish(platform, principal, summary, reason=reason, voluntary=voluntary)
+    return summary, report, digest
 
 
 def approve(

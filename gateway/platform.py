@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from deid.budget import PrivacyBudget
+from deid.datakeys import DataKeys
 from gateway.control import ControlPlane, control_url
 from gateway.runner_process import RunnerProcess
 from gateway.workdir import Layout
@@ -56,6 +57,8 @@ class Platform:
     catalog: Catalog
     gate: Gate
     budget: PrivacyBudget
+    keys: DataKeys
+    """The operators' data keys: an exit destroys the operator's, shredding what it left behind."""
     runner: RunnerProcess | None = None
     """The app's job runner; None when jobs are run elsewhere (the CLI embedded, tests)."""
     progress: Progress | None = None
@@ -79,16 +82,18 @@ class Platform:
         try:
             control = ControlPlane.open(url or control_url(layout.root), ledger)
             catalog = Catalog(layout.catalog, ledger)
-            gate = Gate(layout.review, ledger)
+            keys = DataKeys(layout.data_keys, ledger)
+            gate = Gate(layout.review, ledger, keys)
             budget = PrivacyBudget(layout.budget, ledger)
         except BaseException:
             ledger.close()
             raise
-        return cls(layout, ledger, control, catalog, gate, budget)
+        return cls(layout, ledger, control, catalog, gate, budget, keys)
 
     def close(self) -> None:
         self.budget.close()
         self.gate.close()
+        self.keys.close()
         self.catalog.close()
         self.control.close()
         self.ledger.close()

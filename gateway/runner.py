@@ -23,9 +23,11 @@ from datetime import datetime
 from pathlib import Path
 
 from deid.seal import public_text
+from gateway import disclosure
 from gateway.answers import Answers
 from gateway.control import ControlPlane, control_url
 from gateway.control.identity import principal_of
+from gateway.control.renewals import warn_expiring
 from gateway.control.scenarios import (
     Scenario,
     check_parameters,
@@ -87,7 +89,9 @@ class Runner:
         layout = Layout(Path(workdir))
         enclave = Enclave.open(layout.root, limits=limits, workers=workers)
         control = ControlPlane.open(url or control_url(layout.root), enclave.ledger, clock=clock)
-        gate = Gate(layout.review, enclave.ledger, enclave.release_key(), enclave.release_key_name)
+        gate = Gate(
+            layout.review, enclave.ledger, enclave.data_keys, enclave.release_key(), enclave.release_key_name
+        )
         layout.publish(layout.release_key, gate.public_key.vkey)
         layout.publish(layout.input_key, public_text(enclave.input_key()))
         answers = Answers.open(layout, enclave, control)
@@ -124,8 +128,12 @@ class Runner:
         return steps
 
     def sweep(self) -> list[str]:
-        """Delete what ended scenarios and jobs left in the enclave (see :mod:`gateway.sweep`)."""
+        """Delete what ended scenarios and jobs left in the enclave (see :mod:`gateway.sweep`),
+        record the expiry warnings now due (see :mod:`gateway.control.renewals`) and publish
+        last month's disclosure if it is not out yet (see :mod:`gateway.disclosure`)."""
         with self._serial:
+            warn_expiring(self.control, ACTOR)
+            disclosure.publish_due(self.control, self.layout, ACTOR)
             return sweep(self.enclave, self.control, ACTOR)
 
     def run(self, job: JobRecord) -> None:
@@ -225,6 +233,7 @@ class Runner:
                 ladders=record_ladders(spec["ladders"]),
                 max_suppression=float(spec["max_suppression"]),
                 job_id=job.id,
+                owner=job.operator_id,
             )
             return run_records(self.enclave, record)
         if job.kind == "model":
@@ -245,6 +254,7 @@ class Runner:
                     label=spec.get("label"),
                     hyperparameters=spec.get("hyperparameters") or {},
                     job_id=job.id,
+                    owner=job.operator_id,
                 ),
             )
         dp = dp_config(scenario) if spec.get("dp") else None
@@ -259,6 +269,7 @@ class Runner:
                 policy=policy,
                 job_id=job.id,
                 dp=dp,
+                owner=job.operator_id,
             ),
         )
 

@@ -84,6 +84,19 @@ class Layout:
         return self.root / "quarantine"
 
     @property
+    def data_keys(self) -> Path:
+        """The per-operator data keys (the same file the enclave opens)."""
+        return self.root / "data-keys" / "keys.sqlite"
+
+    @property
+    def disclosures(self) -> Path:
+        return self.root / "disclosures"
+
+    @property
+    def exit_reports(self) -> Path:
+        return self.root / "exit-reports"
+
+    @property
     def credentials(self) -> Path:
         return self.root / "credentials.json"
 

@@ -11,7 +11,9 @@ approved side by side can never both leave when together they isolate a small gr
 ::
 
     ROOT/review.sqlite              the queue, its decisions and the release descriptions
-    ROOT/results/JOB/SHA256.arrow   every version of a result the gate checked
+    ROOT/results/JOB/SHA256.arrow   every version of a result the gate checked, sealed under
+                                    the operator's data key (deid.datakeys); SHA256 is the
+                                    hash of the Arrow bytes inside
 """
 
 from __future__ import annotations
@@ -31,6 +33,8 @@ import sqlglot
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlglot import exp
 
+from deid.datakeys import DataKeys
+from deid.errors import DataKeyError
 from ledger import Ledger, PublicKey
 from outbound_review._rules import CheckParameters, Outcome, ResultEvidence, RuleOutcome
 from outbound_review.checks import CheckReport, round_counts, run_checks, suppress
@@ -98,11 +102,17 @@ class Gate:
     """The review queue with its checks, the released-results index, and the release signer."""
 
     def __init__(
-        self, root: Path, ledger: Ledger, key: Ed25519PrivateKey | None = None, key_name: str = "release"
+        self,
+        root: Path,
+        ledger: Ledger,
+        keys: DataKeys,
+        key: Ed25519PrivateKey | None = None,
+        key_name: str = "release",
     ) -> None:
-        """Open the gate at ``root``; without ``key`` it checks and queues but cannot release
-        (a process that must not hold the platform's signing key opens it so)."""
-        self._root = root
+        """Open the gate at ``root``, keeping results sealed with ``keys``; without ``key`` it
+        checks and queues but cannot release (a process that must not hold the platform's
+        signing key opens it so)."""
+        self._root, self._keys = root, keys
         root.mkdir(parents=True, exist_ok=True, mode=0o700)
         self.queue = ReviewQueue(root / "review.sqlite", ledger)
         self._key, self._key_name = key, key_name
@@ -137,7 +147,7 @@ class Gate:
         report = _with_differencing(run_checks(table, evidence, submission.parameters), description, findings)
         kept = self._results(submission.job_id)
         fresh = not kept.exists()
-        digest = self._keep(submission.job_id, table)
+        digest = self._keep(submission.job_id, submission.operator, table)
         record = {
             "purpose": submission.purpose,
             "code": metadata.get("sql") or metadata.get("code") or metadata.get("features_sql") or "",
@@ -231,7 +241,7 @@ class Gate:
             checked_through=watermark,
             mitigations=[*record["mitigations"], {"action": action, "note": note, "by": reviewer}],
         )
-        digest = self._keep(job_id, mitigated)
+        digest = self._keep(job_id, item.organisation, mitigated)
         return self.queue.revise(
             job_id,
             reviewer,
@@ -319,8 +329,9 @@ class Gate:
     def _results(self, job_id: str) -> Path:
         return self._root / "results" / job_id
 
-    def _keep(self, job_id: str, table: pa.Table) -> str:
-        """Store one version of a result, content-addressed, written atomically; returns its hash."""
+    def _keep(self, job_id: str, owner: str, table: pa.Table) -> str:
+        """Store one version of a result, content-addressed, sealed under ``owner``'s data key,
+        written atomically; returns its hash."""
         sink = pa.BufferOutputStream()
         with pa.ipc.new_file(sink, table.schema) as writer:
             writer.write_table(table)
@@ -329,18 +340,23 @@ class Gate:
         folder = self._results(job_id)
         folder.mkdir(parents=True, exist_ok=True, mode=0o700)
         staging = folder / f".{digest}.{os.getpid()}.tmp"
-        staging.write_bytes(data)
+        try:
+            staging.write_bytes(self._keys.seal(owner, data, f"{job_id}/{digest}"))
+        except DataKeyError as exc:
+            raise ReviewError(f"the result of job {job_id} cannot be kept: {exc}") from None
         os.replace(staging, folder / f"{digest}.arrow")
         return digest
 
     def _load(self, item: ReviewItem) -> pa.Table:
         path = self._results(item.job_id) / f"{item.result_sha256}.arrow"
         try:
-            data = path.read_bytes()
+            data = self._keys.open(path.read_bytes(), f"{item.job_id}/{item.result_sha256}")
         except FileNotFoundError:
             raise ReviewError(
                 f"the checked result of job {item.job_id} is missing from {path.parent}"
             ) from None
+        except DataKeyError as exc:
+            raise ReviewError(f"the checked result of job {item.job_id} cannot be read: {exc}") from None
         if hashlib.sha256(data).hexdigest() != item.result_sha256:
             raise ReviewError(f"the checked result of job {item.job_id} was altered after it was checked")
         return pa.ipc.open_file(data).read_all()

@@ -10,7 +10,9 @@
         vault.sqlite           the encrypted identifier vault
       catalog.sqlite           the resource catalog (schemas and tags, never values)
       budget.sqlite            privacy budgets and their charges
-      quarantine/              job results awaiting review
+      quarantine/              job results awaiting review, sealed under their owner's data key
+      data-keys/keys.sqlite    per-operator data keys (see deid.datakeys): keep it off the
+                               backups of everything else, so destroying a key shreds them too
       ledger/                  the platform's audit ledger
 
 Each dataset has its own file so that ingesting a new one never contends with workers
@@ -28,6 +30,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
 from deid.budget import PrivacyBudget
+from deid.datakeys import DataKeys
 from deid.keys import MasterKey
 from deid.pseudonym import Pseudonymizer
 from deid.vault import IdentifierVault
@@ -80,6 +83,10 @@ class Paths:
     def ledger(self) -> Path:
         return self.root / "ledger"
 
+    @property
+    def data_keys(self) -> Path:
+        return self.root / "data-keys" / "keys.sqlite"
+
     def dataset(self, name: str) -> Path:
         return self.datasets / f"{check_name('dataset', name)}.duckdb"
 
@@ -94,7 +101,8 @@ class Enclave:
         self.master = master
         self.pseudonymizer = Pseudonymizer(master)
         self.vault = IdentifierVault(paths.vault, master)
-        self.quarantine = Quarantine(paths.quarantine)
+        self.data_keys = DataKeys(paths.data_keys, ledger)
+        self.quarantine = Quarantine(paths.quarantine, self.data_keys)
         self._limits, self._workers = limits, workers
         self._pool: WorkerPool | None = None
         self._budget: PrivacyBudget | None = None
@@ -157,6 +165,7 @@ class Enclave:
         if self._budget is not None:
             self._budget.close()
         self.vault.close()
+        self.data_keys.close()
         self.catalog.close()
         self.ledger.close()
 

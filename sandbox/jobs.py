@@ -36,6 +36,8 @@ CONFINEMENT_RULE = "J-CONFINEMENT"
 """The refusal id when Python jobs cannot be confined here."""
 BUDGET_RULE = "DP-BUDGET"
 """The refusal id when a DP query would overspend its privacy budget."""
+ENCLAVE_OWNER = "enclave"
+"""The owner of results of jobs run for the platform itself rather than for an operator."""
 
 
 @dataclass(frozen=True)
@@ -48,6 +50,8 @@ class QueryJob:
     policy: ScenarioPolicy
     job_id: str = ""
     dp: DpConfig | None = None
+    owner: str = ENCLAVE_OWNER
+    """Whose data key seals the result at rest: the job's operator (see :mod:`deid.datakeys`)."""
 
 
 @dataclass(frozen=True)
@@ -61,6 +65,8 @@ class PythonJob:
     policy: ScenarioPolicy
     job_id: str = ""
     limits: ConfinedLimits = field(default_factory=ConfinedLimits)
+    owner: str = ENCLAVE_OWNER
+    """Whose data key seals the result at rest: the job's operator (see :mod:`deid.datakeys`)."""
 
 
 @dataclass(frozen=True)
@@ -89,6 +95,7 @@ def run_query(enclave: Enclave, job: QueryJob) -> JobOutcome:
         job.actor,
         job.job_id or new_job_id(),
         {"scenario": job.scenario, "sql_sha256": _sha(job.sql)},
+        job.owner,
     )
     try:
         checked = check_query(job.sql, job.policy)
@@ -148,6 +155,7 @@ def run_python(enclave: Enclave, job: PythonJob, *, bwrap: str | None = None) ->
         job.actor,
         job.job_id or new_job_id(),
         {"scenario": job.scenario, "code_sha256": _sha(job.code)},
+        job.owner,
     )
     checked: dict[str, CheckedQuery] = {}
     for name, sql in job.inputs.items():
@@ -214,8 +222,11 @@ def execute_checked(
 class JobTrail:
     """One job's ledger entries, from start to outcome; every kind of job records through it."""
 
-    def __init__(self, enclave: Enclave, actor: str, job_id: str, details: dict[str, Any]) -> None:
+    def __init__(
+        self, enclave: Enclave, actor: str, job_id: str, details: dict[str, Any], owner: str
+    ) -> None:
         self.enclave, self.actor, self.job_id, self.details = enclave, actor, job_id, details
+        self.owner = owner
 
     def _record(self, action: str, extra: dict[str, Any]) -> int:
         return self.enclave.ledger.append(self.actor, action, self.job_id, {**self.details, **extra}).index
@@ -235,7 +246,7 @@ class JobTrail:
         self, table: pa.Table, sources: dict[str, Any], extra: dict[str, Any] | None = None
     ) -> JobOutcome:
         result = self.enclave.quarantine.put(
-            self.job_id, table, {"actor": self.actor, **self.details, **sources}
+            self.job_id, table, {"actor": self.actor, **self.details, **sources}, self.owner
         )
         index = self._record(
             "job.quarantined",

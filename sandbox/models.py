@@ -45,7 +45,15 @@ from sandbox.catalog import Tag
 from sandbox.confine import ConfinedLimits, check_bwrap, run_confined
 from sandbox.enclave import Enclave
 from sandbox.errors import CatalogError, ConfinementError, JobError, PolicyViolation
-from sandbox.jobs import BUDGET_RULE, CONFINEMENT_RULE, JobOutcome, JobTrail, execute_checked, new_job_id
+from sandbox.jobs import (
+    BUDGET_RULE,
+    CONFINEMENT_RULE,
+    ENCLAVE_OWNER,
+    JobOutcome,
+    JobTrail,
+    execute_checked,
+    new_job_id,
+)
 from sandbox.policy import ScenarioPolicy
 
 __all__ = [
@@ -138,6 +146,8 @@ class ModelJob:
     job_id: str = ""
     random_state: int | None = None
     limits: ConfinedLimits = field(default_factory=ConfinedLimits)
+    owner: str = ENCLAVE_OWNER
+    """Whose data key seals the result at rest (see :mod:`deid.datakeys`)."""
 
 
 def run_model(enclave: Enclave, job: ModelJob, *, bwrap: str | None = None) -> JobOutcome:
@@ -151,6 +161,7 @@ def run_model(enclave: Enclave, job: ModelJob, *, bwrap: str | None = None) -> J
             "model": job.model,
             "features_sha256": hashlib.sha256(job.features.encode("utf-8", "surrogatepass")).hexdigest(),
         },
+        job.owner,
     )
     try:
         checked = check_features(job.features, job.policy)

@@ -24,7 +24,7 @@ from deid.kanon import search_generalization
 from sandbox.catalog import Column, Tag
 from sandbox.enclave import Enclave
 from sandbox.errors import JobError
-from sandbox.jobs import JobOutcome, JobTrail, execute_checked, new_job_id
+from sandbox.jobs import ENCLAVE_OWNER, JobOutcome, JobTrail, execute_checked, new_job_id
 from sandbox.policy import ScenarioPolicy
 
 COLUMN_RULE, KANON_RULE = "X-COLUMN", "X-K-ANON"
@@ -45,12 +45,14 @@ class RecordJob:
     ladders: Mapping[str, Sequence[Generalization]] = field(default_factory=dict)
     max_suppression: float = 0.05
     job_id: str = ""
+    owner: str = ENCLAVE_OWNER
+    """Whose data key seals the result at rest (see :mod:`deid.datakeys`)."""
 
 
 def run_records(enclave: Enclave, job: RecordJob) -> JobOutcome:
     """Read, generalize to k, quarantine with the k-anonymity report; refusals name their rule."""
     details = {"scenario": job.scenario, "dataset": job.dataset, "columns": list(job.columns), "k": job.k}
-    trail = JobTrail(enclave, job.actor, job.job_id or new_job_id(), details)
+    trail = JobTrail(enclave, job.actor, job.job_id or new_job_id(), details, job.owner)
     try:
         columns = _wanted(job)
     except ValueError as exc:

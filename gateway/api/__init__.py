@@ -19,7 +19,18 @@ from pathlib import Path
 from fastapi import FastAPI, Request, Response
 
 from gateway import console, runner_process
-from gateway.api import answers, catalog, control, jobs, ledger, matching, problems, reviews
+from gateway.api import (
+    answers,
+    catalog,
+    control,
+    disclosures,
+    jobs,
+    ledger,
+    matching,
+    problems,
+    renewals,
+    reviews,
+)
 from gateway.platform import Platform, Progress
 from sandbox.limits import Limits
 
@@ -42,6 +53,8 @@ ROUTERS = (
     reviews.router,
     ledger.router,
     catalog.router,
+    renewals.router,
+    disclosures.router,
 )
 
 

@@ -236,11 +236,13 @@ def get_grant(authorization_id: str, caller: Caller, services: Services) -> dict
 @grants.post("/{authorization_id}/revoke", summary="Revoke an authorization (forced or voluntary exit)")
 def revoke(authorization_id: str, body: Revocation, caller: Caller, services: Services) -> dict[str, Any]:
     """When the operator holds no other active authorization it exits: its tokens, scenarios
-    and open jobs close at once and their quarantined and reviewed results are deleted."""
-    summary = governance.revoke(
+    and open jobs close at once, its data keys are destroyed (crypto-shredding its results
+    and their backups) and its released artifacts deleted. The answer carries the exit
+    report, whose SHA-256 the ledger records."""
+    summary, report, digest = governance.revoke(
         services, caller, authorization_id, reason=body.reason, voluntary=body.voluntary
     )
-    return _plain(summary)
+    return {**_plain(summary), "exit_report": report.to_json(), "exit_report_sha256": digest}
 
 
 # ----------------------------------------------------------------- scenarios

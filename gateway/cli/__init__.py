@@ -15,7 +15,19 @@ from typing import Annotated, Any
 import typer
 from typer.core import TyperGroup
 
-from gateway.cli import control, demo, enclave, ledger, psi, release, synth, verify, work
+from gateway.cli import (
+    control,
+    demo,
+    disclosure,
+    enclave,
+    ledger,
+    psi,
+    release,
+    renewals,
+    synth,
+    verify,
+    work,
+)
 from ledger.errors import VeilboxError
 
 app = typer.Typer(
@@ -55,6 +67,8 @@ app.add_typer(control.org_app, name="org")
 app.add_typer(control.user_app, name="user")
 app.add_typer(control.token_app, name="token")
 app.add_typer(control.grant_app, name="grant")
+app.add_typer(renewals.renewal_app, name="renewal")
+app.add_typer(disclosure.disclosure_app, name="disclosure")
 app.add_typer(control.scenario_app, name="scenario")
 app.add_typer(work.job_app, name="job")
 app.add_typer(work.review_app, name="review")

@@ -268,6 +268,16 @@ def visible_authorization(conn: Connection, actor: Principal, authorization_id: 
     return _authorization(row)
 
 
+def authorization_of(conn: Connection, authorization_id: str) -> Authorization:
+    """An authorization by id, whoever asks: for services that checked the caller another way."""
+    row = (
+        conn.execute(select(authorizations).where(authorizations.c.id == authorization_id)).mappings().first()
+    )
+    if row is None:
+        raise invisible("authorization", authorization_id)
+    return _authorization(row)
+
+
 def _close_under(conn: Connection, authorization: Authorization, now: datetime) -> ExitSummary:
     """Close what the revoked authorization carried: everything of the operator if it was its last."""
     operator_id = authorization.operator_id

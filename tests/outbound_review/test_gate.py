@@ -39,7 +39,13 @@ def city(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Enclave, Pa
 @pytest.fixture
 def gate(city: tuple[Enclave, Path], tmp_path: Path) -> Iterator[Gate]:
     enclave, _ = city
-    opened = Gate(tmp_path / "review", enclave.ledger, enclave.release_key(), enclave.release_key_name)
+    opened = Gate(
+        tmp_path / "review",
+        enclave.ledger,
+        enclave.data_keys,
+        enclave.release_key(),
+        enclave.release_key_name,
+    )
     yield opened
     opened.close()
 
@@ -155,13 +161,25 @@ def test_a_narrowed_total_after_a_release_is_caught_naming_the_earlier_release(
 def test_releases_persist_for_every_later_gate(city: tuple[Enclave, Path], tmp_path: Path) -> None:
     enclave, _ = city
     small = _raw(city, "gender = 'M' AND district = '郊县'")
-    first = Gate(tmp_path / "review", enclave.ledger, enclave.release_key(), enclave.release_key_name)
+    first = Gate(
+        tmp_path / "review",
+        enclave.ledger,
+        enclave.data_keys,
+        enclave.release_key(),
+        enclave.release_key_name,
+    )
     _admit(
         city, first, "SELECT COUNT(*) AS n FROM residents WHERE gender = 'M'", "job_e1", min_cell=small + 1
     )
     _approve_and_release(first, "job_e1", tmp_path)
     first.close()
-    again = Gate(tmp_path / "review", enclave.ledger, enclave.release_key(), enclave.release_key_name)
+    again = Gate(
+        tmp_path / "review",
+        enclave.ledger,
+        enclave.data_keys,
+        enclave.release_key(),
+        enclave.release_key_name,
+    )
     narrowed = "SELECT COUNT(*) AS n FROM residents WHERE gender = 'M' AND district <> '郊县'"
     _admit(city, again, narrowed, "job_e2", min_cell=small + 1)
     assert again.report("job_e2").outcome("SDC-DIFFERENCING").outcome == "fail"

@@ -306,6 +306,21 @@ def _probes(world: World) -> dict[str, Probe]:
             "auditor",
             {"old_checkpoint": "c"},
         ),
+        (
+            "renewal",
+            "/v1/renewals",
+            "/v1/renewals",
+            "operator",
+            {"authorization_id": MISSING_AUTHORIZATION, "ends_at": "2040-01-01T00:00:00Z", "note": "n"},
+        ),
+        ("period", "/v1/disclosures", "/v1/disclosures", "auditor", {"start": "2030-01-01T00:00:00Z"}),
+        (
+            "renewal_decision",
+            "/v1/renewals/{renewal_id}/decision",
+            "/v1/renewals/ren_x/decision",
+            "authority",
+            {"decision": "reject", "reason": "r"},
+        ),
     )
     return {name: Probe(route, path, role, body) for name, route, path, role, body in probes}
 
@@ -326,6 +341,9 @@ MODELS = (
     "decision",
     "mitigation",
     "consistency",
+    "renewal",
+    "period",
+    "renewal_decision",
 )
 
 

@@ -93,15 +93,34 @@ class Matrix:
         issued = self.world.post(f"/v1/users/{user_id}/tokens", {"label": "matrix"})
         return issued["id"], issued["token"]
 
-    def authorization(self) -> str:
-        """A fresh authorization of the governance operator; revoking it leaves the tenant in place."""
+    def authorization(self, ends_in: timedelta | None = None) -> str:
+        """A fresh authorization of the governance operator; revoking it leaves the tenant in
+        place. With ``ends_in`` its term ends that soon (its renewal window is open)."""
         body = {
             "operator_id": self.operator_org,
             "mode": "whole",
             "datasets": ["residents"],
             "category": "public_welfare",
         }
+        if ends_in is not None:
+            body["ends_at"] = (datetime.now(UTC) + ends_in).isoformat()
         return str(self.world.post("/v1/authorizations", body)["id"])
+
+    def renewal(self) -> str:
+        """A fresh renewal application waiting for the authority's decision."""
+        body = {"authorization_id": self.authorization(RENEWABLE), "ends_at": _far(), "note": "续期"}
+        return str(self.world.post("/v1/renewals", body, "operator")["id"])
+
+    def disclosed(self) -> int:
+        """The number of a published disclosure."""
+        return int(self.world.post("/v1/disclosures", {})["number"])
+
+    def ended(self) -> str:
+        """A fresh authorization already revoked, so it has an exit report."""
+        authorization_id = self.authorization()
+        body = {"reason": "the matrix ends it"}
+        self.world.post(f"/v1/authorizations/{authorization_id}/revoke", body, status=200)
+        return authorization_id
 
     def application(self) -> str:
         """A fresh scenario application waiting for the authority's decision."""
@@ -195,6 +214,19 @@ def _revoke_authorization(voluntary: bool) -> Build:
         return Call(f"/v1/authorizations/{m.authorization()}/revoke", body)
 
     return build
+
+
+RENEWABLE = timedelta(days=30)
+MISSING = "ren_00000000000000000000"
+
+
+def _far() -> str:
+    return (datetime.now(UTC) + timedelta(days=800)).isoformat()
+
+
+def _renewal_application(m: Matrix, succeeds: bool) -> Call:
+    target = m.authorization(RENEWABLE) if succeeds else m.world.authorizations["governance"]["id"]
+    return Call("/v1/renewals", {"authorization_id": target, "ends_at": _far(), "note": "续期"})
 
 
 def _job(**extra: Any) -> Build:
@@ -318,6 +350,44 @@ ROWS: tuple[Row, ...] = (
         {"operator"},
         {"other_operator"},
         name="voluntary",
+    ),
+    # renewals and exits
+    Row("POST", "/v1/renewals", _renewal_application, {"operator"}, {"other_operator"}, 201),
+    Row("GET", "/v1/renewals", fixed("/v1/renewals"), SEES_ALL | TENANT | OTHER),
+    Row(
+        "POST",
+        "/v1/renewals/{renewal_id}/decision",
+        lambda m, s: Call(
+            f"/v1/renewals/{m.renewal() if s else MISSING}/decision", {"decision": "reject", "reason": "r"}
+        ),
+        {"authority"},
+    ),
+    Row("GET", "/v1/expiring", fixed("/v1/expiring"), SEES_ALL | TENANT | OTHER),
+    Row("POST", "/v1/expiring/warnings", fixed("/v1/expiring/warnings"), {"authority"}),
+    Row(
+        "GET",
+        "/v1/authorizations/{authorization_id}/exit-report",
+        lambda m, s: Call(
+            f"/v1/authorizations/{m.ended() if s else m.world.authorizations['governance']['id']}/exit-report"
+        ),
+        SEES_ALL,
+    ),
+    # public disclosure
+    Row("POST", "/v1/disclosures", fixed("/v1/disclosures", {}), {"authority"}, status=201),
+    Row("GET", "/v1/disclosures", fixed("/v1/disclosures"), EVERYONE, public=True),
+    Row(
+        "GET",
+        "/v1/disclosures/latest",
+        lambda m, s: Call(f"/v1/disclosures/latest?after={m.disclosed()}"),
+        EVERYONE,
+        public=True,
+    ),
+    Row(
+        "GET",
+        "/v1/disclosures/{number}",
+        lambda m, s: Call(f"/v1/disclosures/{m.disclosed()}"),
+        EVERYONE,
+        public=True,
     ),
     # scenarios
     Row(
