@@ -25,6 +25,8 @@ rule                error             meaning
 ``G-AUTHORIZATION`` Forbidden         no active, started, unexpired authorization of the
                                       operator covers the datasets
 ``G-SCENARIO``      Forbidden         the scenario is not approved, or its term has ended
+``G-SUSPENDED``     Forbidden         the caller's operator is suspended by the authority: every
+                                      request of its users is refused until it is reinstated
 ``G-STATE``         Conflict          the object is no longer in a state that allows this
                                       (already decided, already revoked, already initialised)
 ``G-EXISTS``        Conflict          an organisation of that name exists
