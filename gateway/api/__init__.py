@@ -18,8 +18,20 @@ from pathlib import Path
 from fastapi import FastAPI, Request, Response
 
 from gateway import runner_process
-from gateway.api import answers, catalog, control, jobs, ledger, matching, problems, reviews
+from gateway.api import (
+    answers,
+    catalog,
+    control,
+    incidents,
+    jobs,
+    ledger,
+    matching,
+    problems,
+    quality,
+    reviews,
+)
 from gateway.api.platform import Platform, Progress
+from gateway.api.signins import DenialLimit
 from sandbox.limits import Limits
 
 MAX_BODY_BYTES = 1 << 20
@@ -41,6 +53,8 @@ ROUTERS = (
     reviews.router,
     ledger.router,
     catalog.router,
+    quality.router,
+    *incidents.ROUTERS,
 )
 
 
@@ -51,13 +65,15 @@ def create_app(
     start_runner: bool = True,
     workers: int = 2,
     limits: Limits | None = None,
+    denial_limit: DenialLimit | None = None,
 ) -> FastAPI:
     """The API over ``workdir``; with ``start_runner`` a job runner process lives as long as the
-    app, its enclave running ``workers`` worker processes under ``limits``."""
+    app, its enclave running ``workers`` worker processes under ``limits``. Refused sign-ins
+    are recorded within ``denial_limit`` (see :mod:`gateway.api.signins`)."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        platform = Platform.open(workdir, url=url)
+        platform = Platform.open(workdir, url=url, denial_limit=denial_limit)
         app.state.platform = platform
         platform.progress = Progress(asyncio.get_running_loop())
         if start_runner:

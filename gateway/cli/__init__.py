@@ -15,7 +15,7 @@ from typing import Annotated, Any
 import typer
 from typer.core import TyperGroup
 
-from gateway.cli import control, demo, enclave, ledger, psi, release, synth, verify, work
+from gateway.cli import control, demo, enclave, ledger, oversight, psi, release, synth, verify, work
 from ledger.errors import VeilboxError
 
 app = typer.Typer(
@@ -63,6 +63,10 @@ app.add_typer(ledger.app, name="ledger")
 app.add_typer(enclave.catalog_app, name="catalog")
 app.add_typer(psi.psi_app, name="psi")
 app.add_typer(release.release_app, name="release")
+app.add_typer(oversight.quality_app, name="quality")
+app.add_typer(oversight.incident_app, name="incident")
+app.add_typer(oversight.operator_app, name="operator")
+app.add_typer(oversight.webhook_app, name="webhook")
 app.command("demo")(demo.demo)
 app.command("synth")(synth.synth)
 app.command("ingest")(enclave.ingest_command)
