@@ -133,7 +133,7 @@ def _scan_page(cp: ControlPlane, differencing: DifferencingCheck, page: int) -> 
             if signals is None:
                 break
             for signal in signals:
-                incident = _count(conn, signal, cp.now())
+                incident = count(conn, signal, cp.now())
                 if incident is not None:
                     raised.append(incident)
             judged = entry.index + 1
@@ -144,7 +144,7 @@ def _scan_page(cp: ControlPlane, differencing: DifferencingCheck, page: int) -> 
     return raised, True
 
 
-def _count(conn: Connection, signal: Signal, now: datetime) -> Incident | None:
+def count(conn: Connection, signal: Signal, now: datetime) -> Incident | None:
     """Add a signal to its burst; returns the incident it raised, if it raised one."""
     rule = _RULES[signal.rule]
     since = signal.evidence.seen_at - rule.window
