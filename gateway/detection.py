@@ -17,10 +17,11 @@ rule                 counts (ledger entries read)                   per        w
 ``D-SIGN-IN``        failed sign-ins: malformed, unknown or expired address    10 min  10
                      tokens (``access.denied`` with ``G-TOKEN``,
                      and ``access.throttled`` counts)
-``D-REVOKED-ACCESS`` requests with a revoked token or a deactivated operator   1 h     1
-                     user's, and requests refused for their
-                     authorization or scenario from an operator
-                     that has had an authorization revoked or end
+``D-REVOKED-ACCESS`` requests after a revocation: a revoked token,   operator   1 h     1
+                     a deactivated user's token, or a request
+                     refused for its authorization or scenario
+                     from an operator that has had an
+                     authorization revoked or ended
 ==================== ============================================== ========== ======= =========
 
 The scan (:func:`scan`) reads the ledger from a cursor kept in the control plane, so each
@@ -167,7 +168,7 @@ def count(conn: Connection, signal: Signal, now: datetime) -> Incident | None:
     rows = conn.execute(select(detection_signals).where(*where).order_by(detection_signals.c.ledger_index))
     evidence = [Evidence(r.ledger_index, r.seen_at, r.weight, r.summary) for r in rows]
     conn.execute(delete(detection_signals).where(*where))
-    summary = f"{total} {rule.counts} from {rule.per} {signal.key} within {_span(rule.window)}"
+    summary = f"{rule.counts} from {rule.per} {signal.key}: {total} within {_span(rule.window)}"
     return open_incident(
         conn, now, rule=rule.id, severity=rule.severity, subject_key=signal.key,
         operator_id=signal.operator_id, summary=summary, evidence=evidence,
