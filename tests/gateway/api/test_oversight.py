@@ -16,6 +16,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from gateway.api import BINARY_PATH
+from gateway.jobs import claim, load
+from gateway.runner import Runner
 from tests.gateway.api.conftest import GOVERNANCE_COLUMNS, World, drain, running_world
 from tests.gateway.api.probing import assert_problem, ledger_size
 from tests.gateway.receiver import receiving
@@ -256,6 +258,26 @@ def test_a_suspended_operators_queued_jobs_wait_for_reinstatement(world: World) 
     world.post(f"/v1/operators/{t['org']}/suspend", {"reason": "investigating"}, status=200)
     drain(world)
     assert world.get(f"/v1/jobs/{job['id']}", "auditor")["status"] == "queued"
+    world.post(f"/v1/operators/{t['org']}/reinstate", {"reason": "cleared"}, status=200)
+    drain(world)
+    assert world.get(f"/v1/jobs/{job['id']}", role)["status"] == "pending_review"
+
+
+def test_a_job_claimed_just_before_the_suspension_goes_back_to_the_queue(world: World) -> None:
+    t = tenant(world)
+    role = f"{t['name']}-dev"
+    job = world.submit(
+        "SELECT district, COUNT(*) AS n FROM residents GROUP BY district", role=role, scenario=t["name"]
+    )
+    runner = Runner.open(world.workdir)
+    try:
+        claimed = claim(runner.control)
+        assert claimed is not None and claimed.id == job["id"] and claimed.status == "running"
+        world.post(f"/v1/operators/{t['org']}/suspend", {"reason": "investigating"}, status=200)
+        runner.run(claimed)
+        assert load(runner.control, job["id"]).status == "queued"
+    finally:
+        runner.close()
     world.post(f"/v1/operators/{t['org']}/reinstate", {"reason": "cleared"}, status=200)
     drain(world)
     assert world.get(f"/v1/jobs/{job['id']}", role)["status"] == "pending_review"
