@@ -27,6 +27,8 @@ rule                error             meaning
 ``G-SCENARIO``      Forbidden         the scenario is not approved, or its term has ended
 ``G-RENEWAL``       Forbidden         outside the renewal window, or an authorization no longer
                                       in force; Conflict: an application already pending or decided
+``G-SUSPENDED``     Forbidden         the caller's operator is suspended by the authority: every
+                                      request of its users is refused until it is reinstated
 ``G-STATE``         Conflict          the object is no longer in a state that allows this
                                       (already decided, already revoked, already initialised)
 ``G-EXISTS``        Conflict          an organisation of that name exists

@@ -28,6 +28,7 @@ from sqlalchemy import RowMapping, insert, select, update
 from deid.seal import seal
 from gateway.control import ControlPlane, Principal, Role, schema
 from gateway.control.identity import invisible, require_role, tenant_filter
+from gateway.control.oversight_schema import suspensions
 from gateway.control.scenarios import (
     Scenario,
     runnable,
@@ -241,7 +242,7 @@ def load(cp: ControlPlane, job_id: str) -> JobRecord:
 
 
 def claim(cp: ControlPlane, *, more: Callable[[], None] | None = None) -> JobRecord | None:
-    """The oldest queued job, now ``running``; None when nothing waits.
+    """The oldest queued job of an operator not suspended, now ``running``; None when nothing waits.
 
     ``more`` is called after the claim when other jobs still wait, so another thread can
     take the next one meanwhile.
@@ -250,7 +251,7 @@ def claim(cp: ControlPlane, *, more: Callable[[], None] | None = None) -> JobRec
         rows = (
             conn.execute(
                 select(schema.jobs.c.id)
-                .where(schema.jobs.c.status == "queued")
+                .where(schema.jobs.c.status == "queued", schema.jobs.c.operator_id.not_in(_SUSPENDED))
                 .order_by(schema.jobs.c.created_at, schema.jobs.c.id)
                 .limit(2)
             )
@@ -294,6 +295,10 @@ def advance(
             .values(**values)
         )
         return bool(done.rowcount)
+
+
+_SUSPENDED = select(suspensions.c.operator_id).where(suspensions.c.reinstated_at.is_(None))
+"""Operators whose jobs the runner leaves queued."""
 
 
 def _job(conn: Any, job_id: str) -> JobRecord:

@@ -5,13 +5,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from deid.budget import PrivacyBudget
 from deid.datakeys import DataKeys
 from gateway.control import ControlPlane, control_url
 from gateway.runner_process import RunnerProcess
+from gateway.signins import DenialLimit, SignInRecorder
+from gateway.workdays import WorkCalendar
 from gateway.workdir import Layout
 from ledger import Ledger
 from outbound_review import Gate
@@ -63,6 +65,15 @@ class Platform:
     """The app's job runner; None when jobs are run elsewhere (the CLI embedded, tests)."""
     progress: Progress | None = None
     """The runner's steps, for requests that wait on a job; set while the app serves."""
+    calendar: WorkCalendar = field(default_factory=WorkCalendar)
+    """The working-day calendar that data-quality due dates are counted in."""
+    denial_limit: DenialLimit | None = None
+    """How many refused sign-ins of one source are recorded one by one; the default if None."""
+    signins: SignInRecorder = field(init=False)
+    """Where refused sign-ins are recorded, within ``denial_limit``."""
+
+    def __post_init__(self) -> None:
+        self.signins = SignInRecorder(self.ledger, self.control.now, self.denial_limit)
 
     def wake(self) -> None:
         """Tell the runner there is work (nothing to do when jobs run elsewhere)."""
@@ -74,10 +85,17 @@ class Platform:
         return None if self.runner is None else self.runner.alive()
 
     @classmethod
-    def open(cls, workdir: Path, *, url: str | None = None) -> Platform:
-        """Open a working directory's services (the ledger and stores are created if missing)."""
+    def open(
+        cls, workdir: Path, *, url: str | None = None, denial_limit: DenialLimit | None = None
+    ) -> Platform:
+        """Open a working directory's services (the ledger and stores are created if missing).
+
+        The working-day calendar is the workdir's ``calendar.json`` (weekends off without
+        one); refused sign-ins are recorded within ``denial_limit`` (the default one if None).
+        """
         layout = Layout(Path(workdir))
         layout.root.mkdir(parents=True, exist_ok=True)
+        calendar = WorkCalendar.of_workdir(layout.root)
         ledger = Ledger.open(layout.ledger)
         try:
             control = ControlPlane.open(url or control_url(layout.root), ledger)
@@ -88,9 +106,20 @@ class Platform:
         except BaseException:
             ledger.close()
             raise
-        return cls(layout, ledger, control, catalog, gate, budget, keys)
+        return cls(
+            layout,
+            ledger,
+            control,
+            catalog,
+            gate,
+            budget,
+            keys,
+            calendar=calendar,
+            denial_limit=denial_limit,
+        )
 
     def close(self) -> None:
+        self.signins.flush()
         self.budget.close()
         self.gate.close()
         self.keys.close()

@@ -38,6 +38,8 @@ from gateway.control.scenarios import (
 from gateway.errors import GatewayError
 from gateway.jobs import JobRecord, Status, advance, claim, load, policy_of
 from gateway.matching import Matching
+from gateway.notify import deliver_due
+from gateway.oversight import Oversight, oversee
 from gateway.specs import record_ladders
 from gateway.sweep import sweep
 from gateway.workdir import Layout
@@ -120,12 +122,19 @@ class Runner:
         return False
 
     def drain(self) -> int:
-        """Do everything waiting, then sweep; returns how many steps were taken."""
+        """Do everything waiting, then sweep and oversee; returns how many steps were taken."""
         steps = 0
         while self.step():
             steps += 1
         self.sweep()
+        self.oversee()
         return steps
+
+    def oversee(self) -> Oversight:
+        """Run the oversight sweep (detection, deadlines, escalations), then send the webhooks due."""
+        done = oversee(self.control, self.gate)
+        deliver_due(self.control)
+        return done
 
     def sweep(self) -> list[str]:
         """Delete what ended scenarios and jobs left in the enclave (see :mod:`gateway.sweep`),
@@ -140,7 +149,11 @@ class Runner:
         """Run one claimed job to its outcome; nothing it raises escapes the runner."""
         try:
             self._run(job)
-        except GatewayError as exc:  # the scenario or its authorization no longer allows it
+        except GatewayError as exc:
+            if exc.rule == "G-SUSPENDED":  # suspended after the claim: the job waits for reinstatement
+                advance(self.control, job.id, "queued", expected=("running",))
+                return
+            # the scenario or its authorization no longer allows it
             advance(self.control, job.id, "closed", expected=("running",), reason=str(exc), rule=exc.rule)
         except Exception as exc:  # one job must never stop the runner: it fails, logged
             _log.exception("job %s failed", job.id)

@@ -24,6 +24,9 @@ IDLE_SECONDS = 0.5
 """How long an idle thread sleeps when nobody wakes it."""
 SWEEP_SECONDS = 30.0
 """How often the runner deletes what ended scenarios left behind."""
+OVERSIGHT_SECONDS = 30.0
+"""How often the runner scans for incidents, checks deadlines and sends webhooks."""
+_log = logging.getLogger("veilbox.runner")
 
 
 def serve(
@@ -45,7 +48,9 @@ def serve(
         threading.Thread(target=steps.work, name=f"veilbox-steps-{n}", daemon=True)
         for n in range(runner.enclave.pool.workers)
     ]
-    for thread in threads:
+    watching = threading.Event()
+    watch = threading.Thread(target=_watch, args=(runner, watching), name="veilbox-oversight", daemon=True)
+    for thread in [*threads, watch]:
         thread.start()
     swept = time.monotonic()
     try:
@@ -62,10 +67,20 @@ def serve(
                 steps.look()
     finally:
         steps.stop()
-        for thread in threads:
+        watching.set()
+        for thread in [*threads, watch]:
             thread.join()
         runner.close()
     raise steps.failure
+
+
+def _watch(runner: Runner, stopping: threading.Event) -> None:
+    """The oversight sweep on its own thread, so that sending webhooks never holds up jobs."""
+    while not stopping.wait(OVERSIGHT_SECONDS):
+        try:
+            runner.oversee()
+        except Exception:  # a sweep that fails is logged and tried again next time
+            _log.exception("the oversight sweep failed")
 
 
 class _Steps:

@@ -24,14 +24,17 @@ from gateway.api import (
     catalog,
     control,
     disclosures,
+    incidents,
     jobs,
     ledger,
     matching,
     problems,
+    quality,
     renewals,
     reviews,
 )
 from gateway.platform import Platform, Progress
+from gateway.signins import DenialLimit
 from sandbox.limits import Limits
 
 MAX_BODY_BYTES = 1 << 20
@@ -55,6 +58,8 @@ ROUTERS = (
     catalog.router,
     renewals.router,
     disclosures.router,
+    quality.router,
+    *incidents.ROUTERS,
 )
 
 
@@ -65,13 +70,15 @@ def create_app(
     start_runner: bool = True,
     workers: int = 2,
     limits: Limits | None = None,
+    denial_limit: DenialLimit | None = None,
 ) -> FastAPI:
     """The API over ``workdir``; with ``start_runner`` a job runner process lives as long as the
-    app, its enclave running ``workers`` worker processes under ``limits``."""
+    app, its enclave running ``workers`` worker processes under ``limits``. Refused sign-ins
+    are recorded within ``denial_limit`` (see :mod:`gateway.signins`)."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        platform = Platform.open(workdir, url=url)
+        platform = Platform.open(workdir, url=url, denial_limit=denial_limit)
         app.state.platform = platform
         platform.progress = Progress(asyncio.get_running_loop())
         if start_runner:

@@ -1,4 +1,7 @@
-"""Who is calling: a bearer token exchanged for a :class:`Principal` on every request."""
+"""Who is calling: a bearer token exchanged for a :class:`Principal` on every request.
+
+Every refusal here — no token, a bad one, a suspended operator's user — is recorded through
+the platform's :class:`~gateway.signins.SignInRecorder`, within its limits."""
 
 from __future__ import annotations
 
@@ -8,7 +11,7 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from gateway.control import Principal
-from gateway.control.identity import authenticate
+from gateway.control.identity import sign_in
 from gateway.errors import Unauthenticated
 from gateway.platform import Platform
 
@@ -26,12 +29,20 @@ def principal(
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
     services: Annotated[Platform, Depends(platform)],
 ) -> Principal:
-    """The authenticated caller; 401 ``G-TOKEN`` without a valid bearer token."""
+    """The authenticated caller; 401 ``G-TOKEN`` without a valid bearer token, 403
+    ``G-SUSPENDED`` for a user of a suspended operator."""
     if credentials is None or credentials.scheme.lower() != "bearer":
-        raise Unauthenticated("G-TOKEN", "send an API token as 'Authorization: Bearer vbx_…'")
-    caller = authenticate(services.control, credentials.credentials)
-    request.state.principal = caller
-    return caller
+        missing = Unauthenticated("G-TOKEN", "send an API token as 'Authorization: Bearer vbx_…'")
+        services.signins.refused(request, missing, None, None)
+        raise missing
+    found = sign_in(services.control, credentials.credentials)
+    if found.principal is not None:
+        request.state.principal = found.principal
+    if found.error is not None:
+        services.signins.refused(request, found.error, found, credentials.credentials)
+        raise found.error
+    assert found.principal is not None
+    return found.principal
 
 
 Services = Annotated[Platform, Depends(platform)]

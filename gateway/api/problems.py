@@ -171,9 +171,10 @@ def _allowed(request: Request) -> str:
 
 
 def record_denial(request: Request, rule: str, detail: str) -> None:
-    """Append ``access.denied`` for a refused caller; the refusal stands even if the ledger fails."""
+    """Append ``access.denied`` for a refused caller; the refusal stands even if the ledger fails.
+    Refused sign-ins are recorded where they are refused (:mod:`gateway.api.auth`), not here."""
     platform = getattr(request.app.state, "platform", None)
-    if platform is None:
+    if platform is None or getattr(request.state, "denial_recorded", False):
         return
     principal = getattr(request.state, "principal", None)
     actor = principal.user_id if principal is not None else "anonymous"

@@ -21,6 +21,7 @@ from gateway.cli import (
     disclosure,
     enclave,
     ledger,
+    oversight,
     psi,
     release,
     renewals,
@@ -77,6 +78,10 @@ app.add_typer(ledger.app, name="ledger")
 app.add_typer(enclave.catalog_app, name="catalog")
 app.add_typer(psi.psi_app, name="psi")
 app.add_typer(release.release_app, name="release")
+app.add_typer(oversight.quality_app, name="quality")
+app.add_typer(oversight.incident_app, name="incident")
+app.add_typer(oversight.operator_app, name="operator")
+app.add_typer(oversight.webhook_app, name="webhook")
 app.command("demo")(demo.demo)
 app.command("synth")(synth.synth)
 app.command("ingest")(enclave.ingest_command)

@@ -45,7 +45,7 @@ from sqlalchemy import (
 from sqlalchemy import text as sql
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
-from gateway.control import renewal_tables, schema
+from gateway.control import oversight_schema, renewal_tables, schema
 from gateway.errors import StoreError
 from ledger import Ledger
 
@@ -77,6 +77,11 @@ def _create_tables(conn: Connection) -> None:
 
 MIGRATIONS: tuple[tuple[int, str, Step], ...] = (
     (1, "organisations, users, tokens, authorizations, scenarios and jobs", _create_tables),
+    (
+        3,
+        "quality feedback, security incidents, operator suspensions and webhooks",
+        oversight_schema.create_tables,
+    ),
     (4, "renewal applications and expiry warnings", renewal_tables.metadata.create_all),
 )
 """Every schema version as (version, description, step), in ascending order."""

@@ -22,6 +22,7 @@ from fastapi.testclient import TestClient
 from gateway.api import create_app
 from gateway.control import ControlPlane, bootstrap, control_url
 from gateway.runner import Runner
+from gateway.signins import DenialLimit
 from ledger import Ledger
 from sandbox.enclave import Enclave
 from sandbox.synth import generate_city
@@ -51,6 +52,9 @@ GOVERNANCE_COLUMNS = {
     ]
 }
 DONE = ("refused", "failed", "pending_review", "released", "rejected", "returned", "closed")
+SUITE_DENIALS = DenialLimit(per_window=1_000_000)
+"""The suites refuse thousands of sign-ins from the test client's one address, and look for
+each one in the ledger; their worlds record them all."""
 
 
 @dataclass
@@ -227,7 +231,8 @@ def running_world(
     """A fresh populated platform under ``root``, served by the app (and its runner)."""
     workdir = prepare_enclave(root, rows, level)
     token = _bootstrap(workdir)
-    with TestClient(create_app(workdir, start_runner=start_runner)) as client:
+    app = create_app(workdir, start_runner=start_runner, denial_limit=SUITE_DENIALS)
+    with TestClient(app) as client:
         world = World(client, workdir, tokens={"authority": token})
         populate(world)
         yield world

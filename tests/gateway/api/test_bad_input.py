@@ -165,6 +165,16 @@ UNKNOWN = [
     ("GET", "/v1/reviews/job_0000000000000000", None, "reviewer"),
     ("POST", "/v1/reviews/job_0000000000000000/decisions", {"decision": "reject", "reason": "x"}, "reviewer"),
     ("POST", "/v1/reviews/job_0000000000000000/mitigations", {"action": "round", "reason": "x"}, "reviewer"),
+    ("GET", "/v1/quality/qi_00000000000000000000", None, "authority"),
+    ("POST", "/v1/quality/qi_00000000000000000000/answer", {"resolution": "x"}, "provider"),
+    ("POST", "/v1/quality/qi_00000000000000000000/reopen", {"reason": "x"}, "developer"),
+    ("GET", "/v1/incidents/inc_00000000000000000000", None, "authority"),
+    ("POST", "/v1/incidents/inc_00000000000000000000/report", {"report": "x"}, "operator"),
+    ("POST", "/v1/incidents/inc_00000000000000000000/close", {"reason": "x"}, "authority"),
+    ("POST", "/v1/operators/org_00000000000000000000/suspend", {"reason": "x"}, "authority"),
+    ("POST", "/v1/operators/org_00000000000000000000/reinstate", {"reason": "x"}, "authority"),
+    ("GET", "/v1/webhooks/hook_00000000000000000000/deliveries", None, "auditor"),
+    ("POST", "/v1/webhooks/hook_00000000000000000000/remove", None, "authority"),
 ]
 
 
@@ -211,6 +221,7 @@ class Probe:
 
 
 MISSING_AUTHORIZATION = "auth_00000000000000000000"
+MISSING = "x_00000000000000000000"
 
 
 def _probes(world: World) -> dict[str, Probe]:
@@ -321,6 +332,56 @@ def _probes(world: World) -> dict[str, Probe]:
             "authority",
             {"decision": "reject", "reason": "r"},
         ),
+        (
+            "issue",
+            "/v1/quality",
+            "/v1/quality",
+            "developer",
+            {"dataset": "residents", "category": "accuracy", "description": "d", "columns": ["district"]},
+        ),
+        (
+            "answer",
+            "/v1/quality/{issue_id}/answer",
+            f"/v1/quality/{MISSING}/answer",
+            "provider",
+            {"resolution": "r"},
+        ),
+        (
+            "reopening",
+            "/v1/quality/{issue_id}/reopen",
+            f"/v1/quality/{MISSING}/reopen",
+            "developer",
+            {"reason": "r"},
+        ),
+        (
+            "report",
+            "/v1/incidents/{incident_id}/report",
+            f"/v1/incidents/{MISSING}/report",
+            "operator",
+            {"report": "r"},
+        ),
+        (
+            "closing",
+            "/v1/incidents/{incident_id}/close",
+            f"/v1/incidents/{MISSING}/close",
+            "authority",
+            {"reason": "r"},
+        ),
+        (
+            "suspending",
+            "/v1/operators/{operator_id}/suspend",
+            f"/v1/operators/{MISSING}/suspend",
+            "authority",
+            {"reason": "r", "incident_id": None},
+        ),
+        (
+            "reinstating",
+            "/v1/operators/{operator_id}/reinstate",
+            f"/v1/operators/{MISSING}/reinstate",
+            "authority",
+            {"reason": "r"},
+        ),
+        ("webhook", "/v1/webhooks", "/v1/webhooks", "authority", {"url": "http://127.0.0.1:9/hook"}),
     )
     return {name: Probe(route, path, role, body) for name, route, path, role, body in probes}
 
@@ -344,6 +405,14 @@ MODELS = (
     "renewal",
     "period",
     "renewal_decision",
+    "issue",
+    "answer",
+    "reopening",
+    "report",
+    "closing",
+    "suspending",
+    "reinstating",
+    "webhook",
 )
 
 
@@ -412,6 +481,14 @@ WRONG = [
     ("decision", {"decision": "approve!"}),
     ("mitigation", {"action": "delete"}),
     ("consistency", {"old_checkpoint": 7}),
+    ("issue", {"category": "vibes"}),
+    ("issue", {"columns": "district"}),
+    ("answer", {"fixed_in_version": 2}),
+    ("report", {"report": ""}),
+    ("suspending", {"incident_id": 5}),
+    ("webhook", {"url": 7}),
+    ("webhook", {"events": ["incident.closed"]}),
+    ("webhook", {"events": []}),
 ]
 
 

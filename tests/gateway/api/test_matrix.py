@@ -66,6 +66,16 @@ class Matrix:
     psi: str = ""
     actors: dict[str, str] = field(default_factory=dict)
     bad: dict[str, dict[str, str]] = field(default_factory=dict)
+    shared: dict[str, str] = field(default_factory=dict)
+    """Objects that refused calls aim at, made once: a refusal changes nothing."""
+
+    def once(self, kind: str, fresh: bool, make: Callable[[], str]) -> str:
+        """A new object when the call will succeed and change it; otherwise one made once."""
+        if fresh:
+            return make()
+        if kind not in self.shared:
+            self.shared[kind] = make()
+        return self.shared[kind]
 
     @property
     def operator_org(self) -> str:
@@ -132,6 +142,59 @@ class Matrix:
 
     def checkpoint(self) -> str:
         return str(self.world.get("/v1/ledger/checkpoint", "auditor")["checkpoint"])
+
+    def issue(self, answered: bool) -> str:
+        """Fresh data-quality feedback of the governance tenant, answered by the residents' provider."""
+        world = self.world
+        if "bureau" not in world.tokens:  # the catalog's provider of every dataset here
+            org = world.post(
+                "/v1/organisations", {"name": "bureau", "kind": "provider", "id_reference": "REF-b"}
+            )
+            body = {
+                "organisation_id": org["id"],
+                "name": "提供者",
+                "role": "provider",
+                "id_reference": "RN-b",
+            }
+            user = world.post("/v1/users", body)
+            world.tokens["bureau"] = world.post(f"/v1/users/{user['id']}/tokens", {"label": "matrix"})[
+                "token"
+            ]
+        body = {"dataset": "residents", "category": "accuracy", "description": "the matrix files it"}
+        issue = str(world.post("/v1/quality", body, "developer")["id"])
+        if answered:
+            world.post(f"/v1/quality/{issue}/answer", {"resolution": "fixed"}, "bureau", 200)
+        return issue
+
+    def incident(self) -> str:
+        """A fresh open incident of the governance operator: its others closed, then one use of a
+        revoked token of one of its developers, and a scan."""
+        world = self.world
+        for found in world.get("/v1/incidents"):
+            if found["operator_id"] == self.operator_org and found["status"] != "closed":
+                world.post(
+                    f"/v1/incidents/{found['id']}/close", {"reason": "the matrix closes it"}, status=200
+                )
+        token_id, secret = self.token(self.developer())
+        world.post(f"/v1/tokens/{token_id}/revoke", {}, status=200)
+        world.client.get("/v1/me", headers={"Authorization": f"Bearer {secret}"})
+        world.post("/v1/incidents/scan", {}, status=200)
+        (found,) = [
+            i for i in world.get("/v1/incidents?status=open") if i["operator_id"] == self.operator_org
+        ]
+        return str(found["id"])
+
+    def operator(self, suspended: bool) -> str:
+        """A fresh operator organisation, suspended if asked."""
+        org = str(
+            self.world.post("/v1/organisations", _organisation("operator")(self, True).body or {})["id"]
+        )
+        if suspended:
+            self.world.post(f"/v1/operators/{org}/suspend", {"reason": "the matrix suspends it"}, status=200)
+        return org
+
+    def webhook(self) -> str:
+        return str(self.world.post("/v1/webhooks", {"url": "http://127.0.0.1:9/matrix"})["id"])
 
     def psi_request(self) -> str:
         """A fresh PSI job of the governance tenant, waiting for the operator's reply."""
@@ -253,6 +316,7 @@ CONSENT = {
 DECISION = {"decision": "reject", "reason": "the matrix rejects it"}
 MITIGATION = {"action": "round", "base": 5, "reason": "round the counts"}
 TERMS = {"terms": {"epsilon": 1.0, "query_epsilon": 0.5, "allow_dp": True}, "reason": "fits"}
+QUALITY = {"dataset": "residents", "category": "completeness", "description": "empty districts"}
 
 ROWS: tuple[Row, ...] = (
     # identities
@@ -479,6 +543,112 @@ ROWS: tuple[Row, ...] = (
     # the catalog describes schemas, never values, to everyone signed in
     Row("GET", "/v1/catalog", fixed("/v1/catalog"), EVERYONE),
     Row("GET", "/v1/catalog/{name}", fixed("/v1/catalog/residents"), EVERYONE),
+    # data-quality feedback: operators file, the dataset's provider answers (the world's provider
+    # organisation provides none of them, so it sees none), the authority escalates
+    Row("POST", "/v1/quality", fixed("/v1/quality", QUALITY), TENANT | OTHER, status=201),
+    Row("GET", "/v1/quality", fixed("/v1/quality"), SEES_ALL | TENANT | OTHER | {"provider"}),
+    Row("GET", "/v1/quality/calendar", fixed("/v1/quality/calendar"), EVERYONE),
+    Row("POST", "/v1/quality/sweep", fixed("/v1/quality/sweep"), {"authority"}),
+    Row(
+        "GET",
+        "/v1/quality/{issue_id}",
+        lambda m, s: Call(f"/v1/quality/{m.once('issue', False, lambda: m.issue(False))}"),
+        SEES_ALL | TENANT,
+        OTHER | {"provider"},
+    ),
+    Row(
+        "POST",
+        "/v1/quality/{issue_id}/answer",
+        lambda m, s: Call(
+            f"/v1/quality/{m.once('issue', False, lambda: m.issue(False))}/answer", {"resolution": "fixed"}
+        ),
+        set(),
+        {"provider"},
+    ),
+    Row(
+        "POST",
+        "/v1/quality/{issue_id}/confirm",
+        lambda m, s: Call(f"/v1/quality/{m.once('issue', s, lambda: m.issue(True))}/confirm"),
+        TENANT,
+        OTHER,
+    ),
+    Row(
+        "POST",
+        "/v1/quality/{issue_id}/reopen",
+        lambda m, s: Call(
+            f"/v1/quality/{m.once('issue', s, lambda: m.issue(True))}/reopen", {"reason": "still wrong"}
+        ),
+        TENANT,
+        OTHER,
+    ),
+    # security incidents: the operator concerned reports, the authority closes and suspends
+    Row("GET", "/v1/incidents", fixed("/v1/incidents"), SEES_ALL | {"operator", "other_operator"}),
+    Row("GET", "/v1/incidents/rules", fixed("/v1/incidents/rules"), SEES_ALL),
+    Row("POST", "/v1/incidents/scan", fixed("/v1/incidents/scan"), {"authority"}),
+    Row(
+        "GET",
+        "/v1/incidents/{incident_id}",
+        lambda m, s: Call(f"/v1/incidents/{m.once('incident', False, m.incident)}"),
+        SEES_ALL | {"operator"},
+        {"other_operator"},
+    ),
+    Row(
+        "POST",
+        "/v1/incidents/{incident_id}/report",
+        lambda m, s: Call(
+            f"/v1/incidents/{m.once('incident', s, m.incident)}/report", {"report": "by phone"}
+        ),
+        {"authority", "operator"},
+        {"other_operator"},
+    ),
+    Row(
+        "POST",
+        "/v1/incidents/{incident_id}/close",
+        lambda m, s: Call(
+            f"/v1/incidents/{m.once('incident', s, m.incident)}/close", {"reason": "false positive"}
+        ),
+        {"authority"},
+    ),
+    Row(
+        "POST",
+        "/v1/operators/{operator_id}/suspend",
+        lambda m, s: Call(
+            f"/v1/operators/{m.once('operator', s, lambda: m.operator(False))}/suspend",
+            {"reason": "investigating"},
+        ),
+        {"authority"},
+    ),
+    Row(
+        "POST",
+        "/v1/operators/{operator_id}/reinstate",
+        lambda m, s: Call(
+            f"/v1/operators/{m.once('suspended', s, lambda: m.operator(True))}/reinstate",
+            {"reason": "cleared"},
+        ),
+        {"authority"},
+    ),
+    Row("GET", "/v1/operators/suspensions", fixed("/v1/operators/suspensions"), SEES_ALL),
+    # webhooks: configured by the authority, read by auditors too
+    Row(
+        "POST",
+        "/v1/webhooks",
+        fixed("/v1/webhooks", {"url": "http://127.0.0.1:9/matrix"}),
+        {"authority"},
+        status=201,
+    ),
+    Row("GET", "/v1/webhooks", fixed("/v1/webhooks"), SEES_ALL),
+    Row(
+        "POST",
+        "/v1/webhooks/{webhook_id}/remove",
+        lambda m, s: Call(f"/v1/webhooks/{m.webhook()}/remove"),
+        {"authority"},
+    ),
+    Row(
+        "GET",
+        "/v1/webhooks/{webhook_id}/deliveries",
+        lambda m, s: Call(f"/v1/webhooks/{m.once('webhook', False, m.webhook)}/deliveries"),
+        SEES_ALL,
+    ),
     Row("GET", "/v1/me", fixed("/v1/me"), EVERYONE),
     Row("GET", "/v1/keys", fixed("/v1/keys"), EVERYONE, public=True),
     Row("GET", "/v1/health", fixed("/v1/health"), EVERYONE, public=True),
