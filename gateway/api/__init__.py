@@ -18,7 +18,18 @@ from pathlib import Path
 from fastapi import FastAPI, Request, Response
 
 from gateway import runner_process
-from gateway.api import answers, catalog, control, jobs, ledger, matching, problems, reviews
+from gateway.api import (
+    answers,
+    catalog,
+    control,
+    jobs,
+    ledger,
+    matching,
+    metering,
+    problems,
+    products,
+    reviews,
+)
 from gateway.api.platform import Platform, Progress
 from sandbox.limits import Limits
 
@@ -41,6 +52,8 @@ ROUTERS = (
     reviews.router,
     ledger.router,
     catalog.router,
+    *products.ROUTERS,
+    *metering.ROUTERS,
 )
 
 

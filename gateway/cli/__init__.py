@@ -15,7 +15,7 @@ from typing import Annotated, Any
 import typer
 from typer.core import TyperGroup
 
-from gateway.cli import control, demo, enclave, ledger, psi, release, synth, verify, work
+from gateway.cli import control, demo, enclave, ledger, metering, products, psi, release, synth, verify, work
 from ledger.errors import VeilboxError
 
 app = typer.Typer(
@@ -63,6 +63,12 @@ app.add_typer(ledger.app, name="ledger")
 app.add_typer(enclave.catalog_app, name="catalog")
 app.add_typer(psi.psi_app, name="psi")
 app.add_typer(release.release_app, name="release")
+app.add_typer(products.product_app, name="product")
+app.add_typer(products.cap_app, name="cap")
+app.add_typer(products.max_revenue_app, name="max-revenue")
+app.add_typer(metering.meter_app, name="meter")
+app.add_typer(metering.statement_app, name="statement")
+app.add_typer(metering.revenue_app, name="revenue-share")
 app.command("demo")(demo.demo)
 app.command("synth")(synth.synth)
 app.command("ingest")(enclave.ingest_command)
