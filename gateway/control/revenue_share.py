@@ -211,7 +211,9 @@ def _document(
     by_operator: dict[str, list[dict[str, Any]]] = {key: [] for key in costs}
     for line in lines:
         by_operator.setdefault(str(line["operator_id"]), []).append(line)
-    named = select(organisations.c.id, organisations.c.name).where(organisations.c.id.in_(sorted(by_operator)))
+    named = select(organisations.c.id, organisations.c.name).where(
+        organisations.c.id.in_(sorted(by_operator))
+    )
     names = {row.id: row.name for row in conn.execute(named)}
     sections = [
         _section(rules, operator, names.get(operator, operator), charged, meters, costs.get(operator, 0))
