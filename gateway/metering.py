@@ -14,6 +14,7 @@ charged on (a reused DP answer spends none).
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
@@ -23,11 +24,14 @@ from typing import TYPE_CHECKING
 
 from gateway.control import ControlPlane
 from gateway.control.meters import DatasetUse, Reading, record
+from ledger.errors import VeilboxError
 from sandbox import usage
 
 if TYPE_CHECKING:
     from deid.budget import PrivacyBudget
     from sandbox.catalog import Dataset
+
+_log = logging.getLogger("veilbox.metering")
 
 Lookup = Callable[[str], "Dataset | None"]
 """The catalog entry of a dataset by name, or None."""
@@ -99,8 +103,11 @@ def measuring(
             _current.reset(token)
     if not meter.recorded:
         reading = meter.reading()
-        with control.transaction() as conn:
-            record(control, conn, actor, job_id, reading)
+        try:
+            with control.transaction() as conn:
+                record(control, conn, actor, job_id, reading)
+        except VeilboxError:  # the job's outcome stands; a meter that cannot be written is logged
+            _log.exception("could not record the meter of job %s", job_id)
 
 
 def current() -> JobMeter | None:

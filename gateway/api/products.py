@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from gateway.api.auth import Caller, Services
 from gateway.api.control import Name, Reason
 from gateway.api.control import _plain as plain
-from gateway.control import pricing, products
+from gateway.control import pricing, product_list, products
 from gateway.control.accounting import MAX_FEN
 
 listing = APIRouter(prefix="/v1/products", tags=["products"])
@@ -157,7 +157,7 @@ def list_products(caller: Caller, services: Services, status: Status = None) -> 
 def public(services: Services) -> list[dict[str, Any]]:
     """Every approved product with its registration code, operator, scenario, form,
     category, price and cap: what the operator must publish (明码标价)."""
-    return [plain(p) for p in products.public_list(services.control)]
+    return [plain(p) for p in product_list.public_list(services.control)]
 
 
 @listing.get("/{product_id}", summary="One product")

@@ -8,7 +8,8 @@ The price may never be above the product's cap: the authority's cap for that for
 (:mod:`gateway.control.pricing`), lowered further for this product when the authority
 approves it. The authority approves (issuing the registration code ``VBX-P-<year>-<serial>``)
 or rejects with a reason; it may suspend an approved product and resume it; the operator
-may withdraw its own. Only approved products are on the public list.
+may withdraw its own. Only approved products are on the public list
+(:mod:`gateway.control.product_list`).
 
 A scenario holds at most one product per form at a time, so each job belongs to exactly
 one product or none (:func:`product_for`): jobs under a suspended product are refused.
@@ -36,7 +37,7 @@ from gateway.control.db import ControlPlane
 from gateway.control.identity import SEES_ALL, Principal, Role, invisible, require_role, tenant_filter
 from gateway.control.pricing import check_form, check_unit, current_cap
 from gateway.control.scenarios import visible_scenario
-from gateway.control.schema import TEXT_CHARS, choice, new_id, organisations, scenarios, text
+from gateway.control.schema import TEXT_CHARS, choice, new_id, text
 from gateway.errors import Conflict, Forbidden, InvalidRequest
 
 Status = Literal["pending", "approved", "rejected", "suspended", "withdrawn"]
@@ -94,24 +95,6 @@ class Product:
             "form": self.form, "category": str(self.category), "unit": self.unit,
             "price_fen": self.price_fen, "cap_fen": self.cap_fen, "status": self.status, "code": self.code,
         }  # fmt: skip
-
-
-@dataclass(frozen=True)
-class PublicProduct:
-    """A line of the public list: what anyone may know of an approved product, nothing internal."""
-
-    code: str
-    name: str
-    operator: str
-    scenario: str
-    form: str
-    category: str
-    unit: str
-    price_fen: int
-    cap_fen: int | None
-    description: str
-    usage_scope: str
-    approved_at: datetime
 
 
 def register(
@@ -297,20 +280,7 @@ def list_products(cp: ControlPlane, actor: Principal, *, status: str | None = No
         query = query.where(tables.products.c.status == status)
     with cp.transaction(write=False) as conn:
         rows = conn.execute(query.order_by(tables.products.c.created_at, tables.products.c.id))
-        return [_product(row) for row in rows.mappings()]
-
-
-def public_list(cp: ControlPlane) -> list[PublicProduct]:
-    """The public products and services list: approved products with their prices and caps."""
-    query = (
-        select(tables.products, organisations.c.name.label("operator"), scenarios.c.name.label("scenario"))
-        .join(organisations, organisations.c.id == tables.products.c.operator_id)
-        .join(scenarios, scenarios.c.id == tables.products.c.scenario_id)
-        .where(tables.products.c.status == "approved")
-        .order_by(tables.products.c.code)
-    )
-    with cp.transaction(write=False) as conn:
-        return [_public(conn, row) for row in conn.execute(query).mappings()]
+        return [from_row(row) for row in rows.mappings()]
 
 
 def product_for(conn: Connection, scenario_id: str, kind: str) -> Product | None:
@@ -324,7 +294,7 @@ def product_for(conn: Connection, scenario_id: str, kind: str) -> Product | None
         tables.products.c.status.in_(("approved", "suspended")),
     )
     row = conn.execute(query).mappings().first()
-    return None if row is None else _product(row)
+    return None if row is None else from_row(row)
 
 
 def effective_cap(conn: Connection, product: Product) -> int | None:
@@ -389,7 +359,7 @@ def _visible(conn: Connection, actor: Principal, product_id: str) -> Product:
     row = conn.execute(query).mappings().first()
     if row is None:
         raise invisible("product", product_id)
-    return _product(row)
+    return from_row(row)
 
 
 def _change(
@@ -413,20 +383,12 @@ def _record(cp: ControlPlane, actor: Principal, action: str, product: Product, e
     cp.ledger.append(actor.user_id, action, product.id, {**document, **extra, "sha256": digest(document)})
 
 
-def _public(conn: Connection, row: RowMapping) -> PublicProduct:
-    product = _product(row)
-    return PublicProduct(
-        str(product.code), product.name, row["operator"], row["scenario"], product.form,
-        str(product.category), product.unit, product.price_fen, effective_cap(conn, product),
-        product.description, product.usage_scope, product.decided_at or product.created_at,
-    )  # fmt: skip
-
-
 def _fields(product: Product) -> dict[str, Any]:
     return {**asdict(product), "category": str(product.category)}
 
 
-def _product(row: RowMapping) -> Product:
+def from_row(row: RowMapping) -> Product:
+    """A product from its row of the products table."""
     return Product(
         **{name: row[name] for name in Product.__dataclass_fields__} | {"category": Category(row["category"])}
     )

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
-from gateway.control import Principal, Scenario, billing_schema, pricing, products
+from gateway.control import Principal, Scenario, billing_schema, pricing, product_list, products
 from gateway.control.accounting import digest
 from gateway.errors import GatewayError
 from tests.gateway.control.conftest import World, applied, approved, granted
@@ -194,7 +194,7 @@ def test_the_public_list_holds_approved_products_only_and_nothing_internal(world
     suspended = register(world, industry(world), name="暂停产品")
     products.decide(world.cp, world.authority, suspended.id, approve=True, reason="fits")
     products.set_status(world.cp, world.authority, suspended.id, status="suspended", reason="audit")
-    [line] = products.public_list(world.cp)
+    [line] = product_list.public_list(world.cp)
     assert {f.name for f in fields(line)} == {
         "code", "name", "operator", "scenario", "form", "category", "unit", "price_fen", "cap_fen",
         "description", "usage_scope", "approved_at",
@@ -209,4 +209,7 @@ def test_the_public_list_holds_approved_products_only_and_nothing_internal(world
     pricing.set_cap(
         world.cp, world.authority, form="aggregate", unit="call", cap_fen=30_000, reason="revised"
     )
-    assert products.public_list(world.cp)[0].cap_fen == 30_000  # the lower of its own and the one in force
+    [line] = product_list.public_list(world.cp)
+    assert line.cap_fen == 30_000  # the lower of its own and the one in force
+    world.clock.advance(timedelta(days=4 * 365))  # its scenario has ended: it can no longer be delivered
+    assert product_list.public_list(world.cp) == []
