@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta, timezone
 from typing import Any
 
-from gateway.errors import InvalidRequest
+from gateway.errors import InvalidRequest, StoreError
 from ledger import canonical_json
 
 ACCOUNTING_TZ = timezone(timedelta(hours=8), "UTC+08:00")
@@ -132,6 +132,15 @@ def yuan(amount: int) -> str:
 def digest(document: Any) -> str:
     """The SHA-256 of a document's canonical JSON: what the ledger records of what was issued."""
     return hashlib.sha256(canonical_json(document)).hexdigest()
+
+
+def intact(what: str, document: Any, sha256: str) -> None:
+    """Refuse (StoreError ``G-STORE``) a stored document that no longer has the hash recorded
+    with it: it was changed outside Veilbox, and its ledger entry says what it was."""
+    if digest(document) != sha256:
+        raise StoreError(
+            "G-STORE", f"{what} does not match its recorded hash: it was altered in the database"
+        )
 
 
 def _year(text: str, digits: str) -> int:

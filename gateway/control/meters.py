@@ -21,7 +21,7 @@ from typing import Any
 from sqlalchemy import Connection, RowMapping, insert, select, update
 
 from gateway.control import billing_schema as tables
-from gateway.control.accounting import digest
+from gateway.control.accounting import digest, intact
 from gateway.control.charges import Charge, charge_of
 from gateway.control.db import ControlPlane
 from gateway.control.identity import Principal, Role, invisible, tenant_filter
@@ -174,4 +174,6 @@ def _use_json(use: DatasetUse) -> dict[str, Any]:
 
 def _meter(row: RowMapping) -> Meter:
     datasets = tuple(DatasetUse(d["dataset"], d["provider"], int(d["rows"])) for d in row["datasets"])
-    return Meter(**{**{name: row[name] for name in Meter.__dataclass_fields__}, "datasets": datasets})
+    meter = Meter(**{**{name: row[name] for name in Meter.__dataclass_fields__}, "datasets": datasets})
+    intact(f"the meter of job {meter.job_id}", meter.document(), meter.sha256)
+    return meter

@@ -30,7 +30,7 @@ from typing import Any
 from sqlalchemy import Connection, RowMapping, insert, select, true
 
 from gateway.control import billing_schema as tables
-from gateway.control.accounting import BASIS_POINTS, Period, digest, fen, parse_period
+from gateway.control.accounting import BASIS_POINTS, Period, digest, fen, intact, parse_period
 from gateway.control.db import ControlPlane
 from gateway.control.identity import Principal, Role, invisible, require_role
 from gateway.control.meters import Meter, meters_of
@@ -296,4 +296,6 @@ def _current(conn: Connection) -> RevenueRules | None:
 
 
 def _report(row: RowMapping) -> RevenueReport:
-    return RevenueReport(**{name: row[name] for name in RevenueReport.__dataclass_fields__})
+    report = RevenueReport(**{name: row[name] for name in RevenueReport.__dataclass_fields__})
+    intact(f"revenue-share report {report.id}", report.document, report.sha256)
+    return report

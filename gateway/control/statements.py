@@ -18,8 +18,9 @@ from typing import Any
 from sqlalchemy import ColumnElement, Connection, RowMapping, insert, select, true
 
 from gateway.control import billing_schema as tables
-from gateway.control.accounting import Period, digest, parse_period
+from gateway.control.accounting import Period, digest, intact, parse_period
 from gateway.control.authorizations import Category
+from gateway.control.charges import Charge
 from gateway.control.db import ControlPlane
 from gateway.control.identity import (
     Organisation,
@@ -181,6 +182,8 @@ def _yearly(conn: Connection, operator_id: str, years: Iterable[int]) -> list[di
 
 
 def _line(row: RowMapping) -> dict[str, Any]:
+    charge = Charge(**{name: row[name] for name in Charge.__dataclass_fields__})
+    intact(f"charge {charge.id}", charge.document(), charge.sha256)
     void = row["job_status"] in VOID_STATUSES
     return {
         "charge_id": row["id"], "job_id": row["job_id"], "job_status": row["job_status"],
@@ -199,4 +202,6 @@ def _readable(actor: Principal) -> ColumnElement[bool]:
 
 
 def _statement(row: RowMapping) -> Statement:
-    return Statement(**{name: row[name] for name in Statement.__dataclass_fields__})
+    statement = Statement(**{name: row[name] for name in Statement.__dataclass_fields__})
+    intact(f"statement {statement.id}", statement.document, statement.sha256)
+    return statement

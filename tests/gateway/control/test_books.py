@@ -12,7 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from sqlalchemy import update
 
-from gateway.control import meters, revenue_share, schema, statements
+from gateway.control import billing_schema, meters, revenue_share, schema, statements
 from gateway.control.accounting import digest, parse_period
 from gateway.control.charges import Charge
 from gateway.control.meters import DatasetUse, Reading
@@ -240,3 +240,29 @@ def test_the_period_boundaries_follow_beijing_time(world: World) -> None:
     april = statements.issue(world.cp, world.authority, operator_id=mine, period="2030-04").document
     assert late.id not in [line["charge_id"] for line in march["charges"]]
     assert [line["charge_id"] for line in april["charges"]] == [late.id]
+
+
+def test_books_altered_in_the_database_are_refused_rather_than_stated(world: World) -> None:
+    made = charged_month(world)
+    mine = str(world.operator.tenant)
+    statement = statements.issue(world.cp, world.authority, operator_id=mine, period="2030-03")
+    rules(world)
+    report = revenue_share.issue(world.cp, world.authority, period="2030-03")
+    with world.cp.transaction() as conn:
+        charges, kept = billing_schema.charges, billing_schema.statements
+        conn.execute(update(charges).where(charges.c.id == made[0].id).values(amount_fen=1))
+        forged = {**statement.document, "totals": {**statement.document["totals"], "charged_fen": 1}}
+        conn.execute(update(kept).where(kept.c.id == statement.id).values(document=forged))
+        conn.execute(update(billing_schema.meters).values(rows_scanned=1))
+        reports = billing_schema.revenue_reports
+        conn.execute(update(reports).values(document={**report.document, "sections": []}))
+    for call, args in (
+        (statements.issue, {"operator_id": mine, "period": "2030-03"}),
+        (revenue_share.issue, {"period": "2030-03"}),
+    ):
+        assert (
+            "altered in the database" in refused("G-STORE", call, world.cp, world.authority, **args).message
+        )
+    refused("G-STORE", statements.get_statement, world.cp, world.auditor, statement.id)
+    refused("G-STORE", revenue_share.get_report, world.cp, world.auditor, report.id)
+    refused("G-STORE", meters.get_meter, world.cp, world.auditor, made[0].job_id)
