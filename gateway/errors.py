@@ -41,7 +41,8 @@ rule                error             meaning
                                       revenue (最高准许收入), or none is set for the year
 ``G-PRODUCT``       (job rule)        the job's product is suspended by the authority
 ``G-SCHEMA``        StoreError        the database was written by a newer Veilbox
-``G-STORE``         StoreError        the database refused a read or write
+``G-STORE``         StoreError        the database refused a read or write, or a stored charge,
+                                      meter or issued document no longer has its recorded hash
 ``G-REVOKED``       (job rule)        stored on a job closed because the authorization it
                                       ran under was revoked or the operator exited
 ==================  ================  =========================================================
