@@ -194,6 +194,13 @@ class PrivacyBudget:
         with self._store.transaction() as db:
             return _receipts(db, scenario=scenario)
 
+    def charged(self, job_id: str) -> ChargeReceipt | None:
+        """The charge committed for ``job_id``, or None if it was charged nothing."""
+        _check_labels(job_id=job_id)
+        with self._store.transaction() as db:
+            found = _receipts(db, job_id=job_id)
+        return found[0] if found else None
+
     def remember(self, fingerprint: str, scenario: str, job_id: str) -> None:
         """Keep ``job_id``'s noisy answer as the one repeats of the query get in ``scenario``.
 

@@ -20,9 +20,11 @@ from datetime import datetime, timedelta
 
 from deid.consent import Consent, ConsentError, ConsentRegistry
 from deid.seal import SealError, unseal
+from gateway import metering
 from gateway.control import ControlPlane
 from gateway.jobs import JobRecord, advance
 from gateway.workdir import Layout
+from ledger import canonical_json
 from sandbox.enclave import Enclave
 from sandbox.errors import VerificationError
 from sandbox.policy import ScenarioPolicy
@@ -77,6 +79,9 @@ class Answers:
             self._refuse(job, outcome.rule or "V-FAILED", outcome.reason)
             return
         answer = {"answer": outcome.answer, "verification_id": outcome.verification_id}
+        meter = metering.current()
+        if meter is not None:  # the answer is what leaves the enclave
+            meter.released(len(canonical_json(answer)))
         advance(self.control, job.id, "answered", expected=("running",), outcome=answer)
 
     def _record(self, job: JobRecord, subject: str) -> None:

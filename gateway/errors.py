@@ -34,8 +34,19 @@ rule                error             meaning
 ``G-EXISTS``        Conflict          an organisation of that name exists
 ``G-INPUT``         InvalidRequest    a field is missing, malformed or out of range
 ``G-NARROW``        InvalidRequest    a scenario's column narrowing would loosen a catalog tag
+``G-CATEGORY``      InvalidRequest    a product's category does not fit: an industry product
+                                      under a public-welfare authorization, or a price on a
+                                      public-welfare product (which is free)
+``G-CAP``           InvalidRequest    a price above the product's cap (上限收费标准), or no cap
+                                      set for its form and unit; as a job rule, a charge
+                                      refused because the price is now above the cap
+``G-REVENUE``       (job rule)        a charge refused because it would take the
+                                      authorization's yearly total above its maximum permitted
+                                      revenue (最高准许收入), or none is set for the year
+``G-PRODUCT``       (job rule)        the job's product is suspended by the authority
 ``G-SCHEMA``        StoreError        the database was written by a newer Veilbox
-``G-STORE``         StoreError        the database refused a read or write
+``G-STORE``         StoreError        the database refused a read or write, or a stored charge,
+                                      meter or issued document no longer has its recorded hash
 ``G-REVOKED``       (job rule)        stored on a job closed because the authorization it
                                       ran under was revoked or the operator exited
 ==================  ================  =========================================================

@@ -10,8 +10,11 @@ A job's life::
 
 Submission runs in the API process: the scenario must be runnable for the caller, and the
 query policy checks the SQL against the scenario's policy built from the catalog, so a
-refusal comes back at once with its rule. Only then is the job queued for the runner
-(:mod:`gateway.runner`), the one process that opens the enclave.
+refusal comes back at once with its rule. A job of a registered product is then priced
+in the same transaction that queues it (:mod:`gateway.control.charges`): a charge the
+product's cap or the yearly maximum forbids refuses the job, which never runs. Only then
+is the job queued for the runner (:mod:`gateway.runner`), the one process that opens the
+enclave.
 """
 
 from __future__ import annotations
@@ -26,11 +29,14 @@ from typing import Any, Literal
 from sqlalchemy import RowMapping, insert, select, update
 
 from deid.seal import seal
-from gateway.control import ControlPlane, Principal, Role, schema
+from gateway import metering
+from gateway.control import ControlPlane, Principal, Role, charges, meters, schema
+from gateway.control.charges import Charge, Refusal, price_job
 from gateway.control.identity import invisible, require_role, tenant_filter
 from gateway.control.oversight_schema import suspensions
 from gateway.control.scenarios import (
     Scenario,
+    query_epsilon,
     runnable,
     scenario_policy,
 )
@@ -129,6 +135,13 @@ def submit(
         status, reason, rule = "refused", exc.reason, exc.rule
     now = cp.now()
     with cp.transaction() as conn:
+        price = (
+            None
+            if status == "refused"
+            else price_job(conn, scenario, kind, _epsilon(scenario, body), job_id, now)
+        )
+        if isinstance(price, Refusal):
+            status, reason, rule = "refused", price.reason, price.rule
         conn.execute(
             insert(schema.jobs).values(
                 id=job_id,
@@ -152,6 +165,10 @@ def submit(
         elif kind == "verification":
             details["template"] = body["template"]
         cp.ledger.append(actor.user_id, "job.submitted", job_id, details)
+        if isinstance(price, Charge):
+            charges.record(cp, conn, actor.user_id, price)
+        elif isinstance(price, Refusal):
+            charges.refused(cp, actor.user_id, job_id, price)
         if status == "refused":
             cp.ledger.append(
                 actor.user_id, "job.refused", job_id, {**details, "rule": rule, "reason": reason}
@@ -280,7 +297,12 @@ def advance(
     outcome: dict[str, Any] | None = None,
 ) -> bool:
     """Move a job to ``status`` if it is still in one of ``expected``; False if it moved on
-    (a revocation closed it meanwhile), in which case nothing changes."""
+    (a revocation closed it meanwhile), in which case its status stays as it is.
+
+    When this thread is measuring the job (:mod:`gateway.metering`), what it measured is
+    added to the job's meter in the same transaction, whether the job moved or not.
+    """
+    measured = metering.take(job_id)
     values: dict[str, Any] = {"status": status, "updated_at": cp.now()}
     if outcome is not None:
         values["outcome"] = outcome
@@ -294,11 +316,20 @@ def advance(
             .where(schema.jobs.c.id == job_id, schema.jobs.c.status.in_(expected))
             .values(**values)
         )
+        if measured is not None:
+            meters.record(cp, conn, measured[0], job_id, measured[1])
         return bool(done.rowcount)
 
 
 _SUSPENDED = select(suspensions.c.operator_id).where(suspensions.c.reinstated_at.is_(None))
 """Operators whose jobs the runner leaves queued."""
+
+
+def _epsilon(scenario: Scenario, body: dict[str, Any]) -> float | None:
+    """The ε a job is set to spend, which a product priced per ε charges for."""
+    if "features" in body:
+        return float(body["epsilon"])
+    return query_epsilon(scenario) if body.get("dp") else None
 
 
 def _job(conn: Any, job_id: str) -> JobRecord:

@@ -10,6 +10,9 @@ is derived from the master key and so exists only here.
 A job whose authorization is revoked while it runs is closed by the revocation; when its
 run finishes the runner finds it closed, deletes the quarantined result, and never admits
 it to review.
+
+Every turn the runner gives a job — its run, a PSI turn, its release — is metered
+(:mod:`gateway.metering`): datasets read, CPU time, bytes released, ε and δ.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import logging
 import shutil
 import threading
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -38,6 +42,7 @@ from gateway.control.scenarios import (
 from gateway.errors import GatewayError
 from gateway.jobs import JobRecord, Status, advance, claim, load, policy_of
 from gateway.matching import Matching
+from gateway.metering import JobMeter, measuring
 from gateway.notify import deliver_due
 from gateway.oversight import Oversight, oversee
 from gateway.specs import record_ladders
@@ -45,9 +50,9 @@ from gateway.sweep import sweep
 from gateway.workdir import Layout
 from ledger.errors import VeilboxError
 from outbound_review import Gate, ReviewRefused, SourceDataset, Submission
-from sandbox.catalog import Tag
+from sandbox.catalog import Dataset, Tag
 from sandbox.enclave import Enclave
-from sandbox.errors import SandboxError
+from sandbox.errors import CatalogError, SandboxError
 from sandbox.jobs import JobOutcome, QueryJob, run_query
 from sandbox.limits import Limits
 from sandbox.models import ModelDp, ModelJob, run_model
@@ -146,36 +151,40 @@ class Runner:
             return sweep(self.enclave, self.control, ACTOR)
 
     def run(self, job: JobRecord) -> None:
-        """Run one claimed job to its outcome; nothing it raises escapes the runner."""
-        try:
-            self._run(job)
-        except GatewayError as exc:
-            if exc.rule == "G-SUSPENDED":  # suspended after the claim: the job waits for reinstatement
-                advance(self.control, job.id, "queued", expected=("running",))
-                return
-            # the scenario or its authorization no longer allows it
-            advance(self.control, job.id, "closed", expected=("running",), reason=str(exc), rule=exc.rule)
-        except Exception as exc:  # one job must never stop the runner: it fails, logged
-            _log.exception("job %s failed", job.id)
-            reason = (
-                str(exc)
-                if isinstance(exc, VeilboxError)
-                else f"internal error ({type(exc).__name__}); logged"
-            )
-            self.enclave.ledger.append(ACTOR, "job.failed", job.id, {"reason": reason})
-            if advance(self.control, job.id, "failed", expected=("running",), reason=reason, rule=None):
-                self._discard(job.id)
+        """Run one claimed job to its outcome, metered; nothing it raises escapes the runner."""
+        with self._measuring(job.id) as meter:
+            try:
+                self._run(job, meter)
+            except GatewayError as exc:
+                if exc.rule == "G-SUSPENDED":  # suspended after the claim: the job waits for reinstatement
+                    advance(self.control, job.id, "queued", expected=("running",))
+                    return
+                # the scenario or its authorization no longer allows it
+                advance(self.control, job.id, "closed", expected=("running",), reason=str(exc), rule=exc.rule)
+            except Exception as exc:  # one job must never stop the runner: it fails, logged
+                _log.exception("job %s failed", job.id)
+                reason = (
+                    str(exc)
+                    if isinstance(exc, VeilboxError)
+                    else f"internal error ({type(exc).__name__}); logged"
+                )
+                self.enclave.ledger.append(ACTOR, "job.failed", job.id, {"reason": reason})
+                if advance(self.control, job.id, "failed", expected=("running",), reason=reason, rule=None):
+                    self._discard(job.id)
 
-    def _run(self, job: JobRecord) -> None:
+    def _run(self, job: JobRecord, meter: JobMeter) -> None:
         scenario = runnable(self.control, principal_of(self.control, job.submitter_id), job.scenario_id)
         policy = policy_of(scenario, self.enclave.catalog)
+        meter.describe(policy.datasets)
         if job.kind in ("verification", "consent"):
             with self._serial:
                 self.answers.run(job, policy)
             return
         if job.kind == "psi":
+            domain = _domain_datasets(policy, job.spec["domain"])
+            meter.reads(d.name for d in domain)
             with self._serial:
-                self.matching.run(job, _domain_level(policy, job.spec["domain"]))
+                self.matching.run(job, max(d.level for d in domain))
             return
         outcome = self._execute(job, scenario, policy)
         with self._serial:
@@ -212,23 +221,40 @@ class Runner:
             self._discard(job.id)
 
     def release(self, job_id: str) -> None:
-        """Release an approved result; a release the differencing control now refuses is returned."""
+        """Release an approved result, its bytes metered; a release the differencing control now
+        refuses is returned."""
         target = self.layout.releases / job_id
         decisions = self.gate.queue.decisions(job_id)
         actor = decisions[-1]["reviewer"] if decisions else ACTOR
-        try:
-            released = self.gate.release(job_id, actor, target)
-        except ReviewRefused as exc:
-            self.gate.queue.decide(job_id, ACTOR, "platform", "return", str(exc))
-            advance(self.control, job_id, "returned", expected=("approved",), reason=str(exc), rule=exc.rule)
-            return
-        advance(
-            self.control,
-            job_id,
-            "released",
-            expected=("approved",),
-            reason=f"released as artifact {released.artifact_sha256}",
+        with self._measuring(job_id) as meter:
+            try:
+                released = self.gate.release(job_id, actor, target)
+            except ReviewRefused as exc:
+                self.gate.queue.decide(job_id, ACTOR, "platform", "return", str(exc))
+                advance(
+                    self.control, job_id, "returned", expected=("approved",), reason=str(exc), rule=exc.rule
+                )
+                return
+            meter.released(sum(path.stat().st_size for path in released.folder.iterdir() if path.is_file()))
+            advance(
+                self.control,
+                job_id,
+                "released",
+                expected=("approved",),
+                reason=f"released as artifact {released.artifact_sha256}",
+            )
+
+    def _measuring(self, job_id: str) -> AbstractContextManager[JobMeter]:
+        """Meter one turn of a job: what the enclave spends on it is recorded with its outcome."""
+        return measuring(
+            self.control, job_id, actor=ACTOR, budget=self.enclave.budget, lookup=self._catalogued
         )
+
+    def _catalogued(self, name: str) -> Dataset | None:
+        try:
+            return self.enclave.catalog.get(name)
+        except CatalogError:
+            return None
 
     def _execute(self, job: JobRecord, scenario: Scenario, policy: ScenarioPolicy) -> JobOutcome:
         spec = job.spec
@@ -338,15 +364,15 @@ def _declared_bounds(
     return expected
 
 
-def _domain_level(policy: ScenarioPolicy, domain: str) -> int:
-    """The highest classification of the scenario's datasets that identify the PSI's domain:
-    a match of them is as sensitive as they are."""
-    levels = [
-        d.level
+def _domain_datasets(policy: ScenarioPolicy, domain: str) -> list[Dataset]:
+    """The scenario's datasets that identify the PSI's domain (all of them if none does): what
+    the match reads from the identifier vault, and as sensitive as a match of them is."""
+    identifying = [
+        d
         for d in policy.datasets.values()
         if any(c.tag is Tag.IDENTIFIER and c.join_domain == domain for c in d.columns)
     ]
-    return max(levels, default=max(d.level for d in policy.datasets.values()))
+    return identifying or list(policy.datasets.values())
 
 
 def remove_results(layout: Layout, job_ids: list[str]) -> None:

@@ -3,7 +3,8 @@
 Started by :mod:`sandbox.pool` as ``python -m sandbox._worker``. It speaks a small framed
 protocol on its standard input and output: a request is a length-prefixed JSON object; a
 reply is a length-prefixed JSON header followed by a length-prefixed Arrow IPC stream.
-Nothing is pickled, so a compromised worker cannot make the parent run code.
+Nothing is pickled, so a compromised worker cannot make the parent run code. Every header
+carries ``cpu_s``, the CPU time (all the engine's threads) the request took, for metering.
 
 Defence in depth, each layer able to stop an escape on its own:
 
@@ -107,7 +108,15 @@ def _quote(path: str) -> str:
 
 
 def _run(engine: _Engine, request: dict[str, Any]) -> tuple[dict[str, Any], bytes]:
-    soft_cpu = int(_cpu_used() + float(request["cpu_s"])) + 1
+    """Run one request; every reply header says how much CPU time the request took here."""
+    before = _cpu_used()
+    header, payload = _execute(engine, request, before)
+    header["cpu_s"] = round(_cpu_used() - before, 6)
+    return header, payload
+
+
+def _execute(engine: _Engine, request: dict[str, Any], cpu_before: float) -> tuple[dict[str, Any], bytes]:
+    soft_cpu = int(cpu_before + float(request["cpu_s"])) + 1
     _, hard_cpu = resource.getrlimit(resource.RLIMIT_CPU)
     resource.setrlimit(resource.RLIMIT_CPU, (soft_cpu, hard_cpu))
     started = time.perf_counter()

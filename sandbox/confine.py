@@ -7,7 +7,8 @@ processes), the interpreter, its standard library and the virtual environment bo
 read-only, a private ``/tmp``, the inputs read-only and one writable output directory —
 no home, no enclave directory, no ``/etc`` beyond what the dynamic linker needs — and
 address-space, CPU, open-file and file-size limits applied before the job's code runs.
-The parent kills the whole sandbox at the wall-time limit.
+The parent kills the whole sandbox at the wall-time limit, and notes the CPU time it
+spent for metering (:mod:`sandbox.usage`).
 
 If bubblewrap is missing or cannot create namespaces here, jobs are refused with
 ConfinementError: never run unconfined.
@@ -15,9 +16,11 @@ ConfinementError: never run unconfined.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import os
+import selectors
 import shutil
 import signal
 import subprocess
@@ -30,6 +33,7 @@ from typing import Any
 
 import pyarrow as pa
 
+from sandbox import usage
 from sandbox.errors import ConfinementError, JobError, JobResourceError, JobTimeout
 
 _RUNNER = r"""
@@ -168,15 +172,21 @@ def _python(limits: ConfinedLimits) -> list[str]:
 
 
 def _execute(command: list[str], limits: ConfinedLimits) -> None:
-    process = subprocess.Popen(
-        command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True
-    )
-    try:
-        _, stderr = process.communicate(timeout=limits.timeout_s)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.communicate()
-        raise JobTimeout(f"the Python job ran past its {limits.timeout_s} s limit and was stopped") from None
+    with tempfile.TemporaryFile() as errors:
+        process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=errors, start_new_session=True)
+        finished = _exits_within(process.pid, limits.timeout_s)
+        if not finished:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
+        # Reaped here rather than by Popen, so that the CPU time of the sandbox and of
+        # everything it waited for can be read and metered (sandbox.usage).
+        _, status, spent = os.wait4(process.pid, 0)
+        process.returncode = os.waitstatus_to_exitcode(status)
+        usage.note_cpu(spent.ru_utime + spent.ru_stime)
+        if not finished:
+            raise JobTimeout(f"the Python job ran past its {limits.timeout_s} s limit and was stopped")
+        errors.seek(0)
+        stderr = errors.read()
     if process.returncode == 0:
         return
     last = (stderr.decode("utf-8", "replace").strip().splitlines()[-1:] or [""])[0][:300]
@@ -186,6 +196,17 @@ def _execute(command: list[str], limits: ConfinedLimits) -> None:
     if "MemoryError" in last or process.returncode - 128 in (signal.SIGKILL, signal.SIGXCPU):
         raise JobResourceError(f"the Python job ran past its memory or CPU limit ({last or 'killed'})")
     raise JobError(f"the Python job failed: {last}")
+
+
+def _exits_within(pid: int, timeout_s: float) -> bool:
+    """Whether process ``pid`` (a child not yet reaped) ends within ``timeout_s`` seconds."""
+    handle = os.pidfd_open(pid)
+    try:
+        with selectors.DefaultSelector() as waiting:
+            waiting.register(handle, selectors.EVENT_READ)
+            return bool(waiting.select(timeout_s))
+    finally:
+        os.close(handle)
 
 
 def _collect(out: Path, limits: ConfinedLimits) -> ConfinedResult:

@@ -23,7 +23,7 @@ from typing import Any, Literal
 import pyarrow as pa
 
 from deid.budget import BudgetExceeded, Spend
-from sandbox import dp, evidence
+from sandbox import dp, evidence, usage
 from sandbox.confine import ConfinedLimits, run_confined
 from sandbox.dp import DpConfig
 from sandbox.enclave import Enclave
@@ -209,11 +209,13 @@ def execute_checked(
     The worker attaches ``scope`` (the scenario's datasets, which must hold ``tables``) or
     else only ``tables``. The policy has already confined the query to its own tables; an
     engine holding the scenario's whole scope stays warm across the scenario's jobs and
-    still holds nothing the scenario may not read.
+    still holds nothing the scenario may not read. The tables read are noted for metering
+    (:mod:`sandbox.usage`).
     """
     attach = frozenset(tables if scope is None else scope)
     if not tables <= attach:
         raise JobError(f"the job reads {sorted(tables - attach)}, outside its scenario's datasets")
+    usage.note_tables(tables)
     datasets, generation = enclave.attachments()
     scoped = [(name, path) for name, path in datasets if name in attach]
     return enclave.pool.run(sql, scoped, f"{generation}:{','.join(sorted(attach))}")

@@ -3,7 +3,8 @@
 Jobs never run in the calling process. Each worker is a separate Python process with its
 own locked, read-only DuckDB (see :mod:`sandbox._worker`). A job that overruns a limit
 fails with a reason; a worker that dies or hangs is killed and replaced, and the pool
-carries on.
+carries on. The CPU time each worker reports for a job is noted for metering
+(:mod:`sandbox.usage`).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from typing import Any
 
 import pyarrow as pa
 
+from sandbox import usage
 from sandbox._worker import FRAME_LENGTH, write_frame
 from sandbox.errors import JobError, JobResourceError, JobTimeout
 from sandbox.limits import Limits
@@ -136,6 +138,7 @@ class WorkerPool:
             self._replace(worker)
             raise _death(worker) from None
         self._idle.put(worker)
+        usage.note_cpu(header.get("cpu_s"))
         if header["ok"]:
             return pa.ipc.open_stream(payload).read_all()
         kind, message = header["kind"], header["message"]

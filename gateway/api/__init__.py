@@ -28,7 +28,9 @@ from gateway.api import (
     jobs,
     ledger,
     matching,
+    metering,
     problems,
+    products,
     quality,
     renewals,
     reviews,
@@ -60,6 +62,8 @@ ROUTERS = (
     disclosures.router,
     quality.router,
     *incidents.ROUTERS,
+    *products.ROUTERS,
+    *metering.ROUTERS,
 )
 
 

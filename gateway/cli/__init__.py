@@ -21,7 +21,9 @@ from gateway.cli import (
     disclosure,
     enclave,
     ledger,
+    metering,
     oversight,
+    products,
     psi,
     release,
     renewals,
@@ -82,6 +84,12 @@ app.add_typer(oversight.quality_app, name="quality")
 app.add_typer(oversight.incident_app, name="incident")
 app.add_typer(oversight.operator_app, name="operator")
 app.add_typer(oversight.webhook_app, name="webhook")
+app.add_typer(products.product_app, name="product")
+app.add_typer(products.cap_app, name="cap")
+app.add_typer(products.max_revenue_app, name="max-revenue")
+app.add_typer(metering.meter_app, name="meter")
+app.add_typer(metering.statement_app, name="statement")
+app.add_typer(metering.revenue_app, name="revenue-share")
 app.command("demo")(demo.demo)
 app.command("synth")(synth.synth)
 app.command("ingest")(enclave.ingest_command)

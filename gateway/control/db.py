@@ -45,7 +45,7 @@ from sqlalchemy import (
 from sqlalchemy import text as sql
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
-from gateway.control import oversight_schema, renewal_tables, schema
+from gateway.control import billing_schema, oversight_schema, renewal_tables, schema
 from gateway.errors import StoreError
 from ledger import Ledger
 
@@ -75,8 +75,18 @@ def _create_tables(conn: Connection) -> None:
     schema.metadata.create_all(conn)
 
 
+def _create_billing_tables(conn: Connection) -> None:
+    # Version 2 is billing_schema.py as first released, pinned the same way.
+    billing_schema.metadata.create_all(conn)
+
+
 MIGRATIONS: tuple[tuple[int, str, Step], ...] = (
     (1, "organisations, users, tokens, authorizations, scenarios and jobs", _create_tables),
+    (
+        2,
+        "products, price caps, revenue limits, charges, meters, statements, revenue shares",
+        _create_billing_tables,
+    ),
     (
         3,
         "quality feedback, security incidents, operator suspensions and webhooks",

@@ -233,7 +233,7 @@ def reject(cp: ControlPlane, actor: Principal, scenario_id: str, *, reason: str)
 def get_scenario(cp: ControlPlane, actor: Principal, scenario_id: str) -> Scenario:
     """One scenario the actor may see; NotFound ``G-TENANT`` otherwise."""
     with cp.transaction(write=False) as conn:
-        return _visible(conn, actor, scenario_id)
+        return visible_scenario(conn, actor, scenario_id)
 
 
 def list_scenarios(cp: ControlPlane, actor: Principal) -> list[Scenario]:
@@ -251,7 +251,7 @@ def runnable(cp: ControlPlane, actor: Principal, scenario_id: str) -> Scenario:
     """
     require_role(actor, {Role.OPERATOR, Role.DEVELOPER}, "running jobs")
     with cp.transaction(write=False) as conn:
-        scenario = _visible(conn, actor, scenario_id)
+        scenario = visible_scenario(conn, actor, scenario_id)
         now = cp.now()
         if scenario.status != "approved" or scenario.ends_at is None:
             raise Forbidden(
@@ -331,7 +331,8 @@ def _readable(actor: Principal) -> ColumnElement[bool]:
     return tenant_filter(actor, scenarios.c.operator_id, readers=READERS, doing="reading scenarios")
 
 
-def _visible(conn: Connection, actor: Principal, scenario_id: str) -> Scenario:
+def visible_scenario(conn: Connection, actor: Principal, scenario_id: str) -> Scenario:
+    """The scenario if the actor may see it, in an open transaction; NotFound ``G-TENANT`` otherwise."""
     row = (
         conn.execute(select(scenarios).where(scenarios.c.id == scenario_id, _readable(actor)))
         .mappings()
@@ -343,7 +344,7 @@ def _visible(conn: Connection, actor: Principal, scenario_id: str) -> Scenario:
 
 
 def _pending(conn: Connection, actor: Principal, scenario_id: str) -> Scenario:
-    scenario = _visible(conn, actor, scenario_id)
+    scenario = visible_scenario(conn, actor, scenario_id)
     if scenario.status != "applied":
         raise Conflict(
             "G-STATE", f"scenario {scenario_id} is already {scenario.status}; only applied ones are decided"
@@ -364,7 +365,7 @@ def _decide(
     decided = {"decided_by": actor.user_id, "decided_at": cp.now(), **values}
     conn.execute(update(scenarios).where(scenarios.c.id == scenario_id).values(**decided))
     cp.ledger.append(actor.user_id, action, scenario_id, details)
-    return _visible(conn, actor, scenario_id)
+    return visible_scenario(conn, actor, scenario_id)
 
 
 def _terms(scenario: Scenario) -> ScenarioTerms:

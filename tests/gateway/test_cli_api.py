@@ -17,6 +17,7 @@ import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,7 @@ from click.testing import Result
 from typer.testing import CliRunner
 
 from gateway.cli import app
+from gateway.control.accounting import ACCOUNTING_TZ
 from sandbox.synth import generate_city
 
 VEILBOX = str(Path(sys.executable).with_name("veilbox"))
@@ -56,6 +58,8 @@ class Platform:
 def veilbox(*args: str, token: str | None = None) -> subprocess.CompletedProcess[str]:
     """The real console script, as a user runs it."""
     env = {"COLUMNS": "200", "PATH": os.environ.get("PATH", "")}
+    if "PYTHONPATH" in os.environ:  # the script must run the code under test, as this process does
+        env["PYTHONPATH"] = os.environ["PYTHONPATH"]
     if token is not None:
         env["VEILBOX_TOKEN"] = token
     return subprocess.run([VEILBOX, *args], capture_output=True, text=True, check=False, env=env)
@@ -254,3 +258,54 @@ def test_remote_commands_talk_to_a_running_server(platform: Platform, served: st
     catalog = veilbox("--url", served, "--token", developer, "catalog", "list", "--json")
     assert catalog.returncode == 0, catalog.stderr
     assert "residents" in {d["name"] for d in json.loads(catalog.stdout)}
+
+
+def test_products_meters_and_the_books_through_the_commands(platform: Platform) -> None:
+    operator, year = platform.ids["operator org"], str(datetime.now(ACCOUNTING_TZ).year)
+    platform.json(
+        "cap", "set", "--form", "aggregate", "--unit", "call", "--cap", "500", "--reason", "guidance"
+    )
+    grant = platform.json(
+        "grant", "create", "--operator", operator, "--mode", "whole", "--dataset", "residents",
+        "--category", "industry",
+    )  # fmt: skip
+    platform.json(
+        "max-revenue", "set", grant["id"], "--year", year, "--amount", "1000", "--reason", "assessed"
+    )
+    applied = platform.json(
+        "scenario", "apply", "--authorization", grant["id"], "--name", "人口数据产品",
+        "--purpose", "for sale", "--dataset", f"residents={COLUMNS}", "--output", "aggregate",
+        "--epsilon", "3", role="operator",
+    )  # fmt: skip
+    platform.json(
+        "scenario", "approve", applied["id"], "--epsilon", "3", "--query-epsilon", "0.5", "--reason", "ok"
+    )
+    register = (
+        "product", "register", "--scenario", applied["id"], "--name", "区县人口报告",
+        "--description", "by district", "--usage-scope", "planning", "--form", "aggregate",
+        "--category", "industry",
+    )  # fmt: skip
+    over = platform.run(*register, "--price", "500.01", role="operator")
+    assert over.exit_code == 1 and str(over.exception).startswith("G-CAP: ")
+    assert (
+        platform.run(*register, "--price", "1.005", role="operator").exit_code == 1
+    )  # fen are the smallest unit
+    product = platform.json(*register, "--price", "200.50", role="operator")
+    approved = platform.json("product", "approve", product["id"], "--reason", "fits", "--cap", "300")
+    assert (approved["price_fen"], approved["cap_fen"]) == (20_050, 30_000)
+    assert approved["code"] in {line["code"] for line in platform.json("product", "public", role=None)}
+    submit = ("job", "submit", "--scenario", applied["id"], "--sql", DISTRICTS, "--wait")
+    job = platform.json(*submit, role="developer")
+    meter = platform.json("meter", "show", job["id"], role="developer")
+    assert (meter["rows_scanned"], meter["charge"]["amount_fen"]) == (2000, 20_050)
+    shown = platform.run("statement", "issue", operator, "--period", year, role="operator")
+    assert shown.exit_code == 0 and "200.50" in shown.stdout and "SHA-256" in shown.stdout, shown.stdout
+    platform.json(
+        "revenue-share", "set-rules", "--authority-share", "20", "--operator-share", "50", "--reason", "ok"
+    )
+    report = platform.json("revenue-share", "issue", "--period", year, "--cost", f"{operator}=0.50")
+    [section] = report["document"]["sections"]
+    assert sum(s["fen"] for s in section["shares"]) == section["net_fen"] == 20_050 - 50
+    platform.json("max-revenue", "set", grant["id"], "--year", year, "--amount", "300", "--reason", "revised")
+    refused = veilbox(*submit, "--workdir", str(platform.workdir), token=platform.tokens["developer"])
+    assert refused.returncode == 1 and refused.stderr.startswith("error: G-REVENUE: job job_"), refused.stderr

@@ -12,6 +12,7 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 
+from sandbox import usage
 from sandbox.confine import ConfinedLimits, run_confined
 from sandbox.errors import ConfinementError, JobError, JobResourceError, JobTimeout
 
@@ -67,6 +68,13 @@ def test_memory_time_and_cpu_limits() -> None:
         run_confined("import time\ntime.sleep(60)", {}, limits=ConfinedLimits(timeout_s=1))
     with pytest.raises(JobResourceError):
         run_confined("while True: pass", {}, limits=ConfinedLimits(timeout_s=30, cpu_s=1))
+
+
+@needs_bwrap
+def test_the_cpu_time_of_a_confined_job_is_noted_for_metering() -> None:
+    with usage.measure() as used:
+        run_confined("result = {'x': sum(i * i for i in range(1_000_000))}", {})
+    assert used.cpu_s > 0 and not used.tables
 
 
 @needs_bwrap

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from sandbox import usage
 from sandbox.catalog import Tag
 from sandbox.city import CITY_COLUMNS, DISTRICTS
 from sandbox.enclave import Enclave
@@ -63,6 +64,21 @@ def test_a_join_on_pseudonyms_runs(enclave: Enclave, policy: ScenarioPolicy) -> 
     assert outcome.status == "quarantined", outcome.reason
     table, _ = enclave.quarantine.load(outcome.job_id)
     assert table.num_rows >= 1 and all(p > 0 for p in table.column("people").to_pylist())
+
+
+def test_what_a_job_reads_and_its_workers_spend_is_noted_for_metering(
+    enclave: Enclave, policy: ScenarioPolicy
+) -> None:
+    sql = (
+        "SELECT r.education, COUNT(DISTINCT r.resident_id) AS people "
+        "FROM residents r JOIN social_insurance s ON r.resident_id = s.resident_id GROUP BY r.education"
+    )
+    with usage.measure() as used:
+        assert run_query(enclave, _job(sql, policy)).status == "quarantined"
+    assert used.tables == {"residents", "social_insurance"} and used.cpu_s > 0
+    with usage.measure() as refused:
+        assert run_query(enclave, _job("SELECT resident_id FROM residents", policy)).status == "refused"
+    assert (refused.tables, refused.cpu_s) == (set(), 0.0)  # refused before any data was touched
 
 
 def test_a_refusal_names_its_rule_and_is_recorded(enclave: Enclave, policy: ScenarioPolicy) -> None:

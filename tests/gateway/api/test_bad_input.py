@@ -222,6 +222,14 @@ class Probe:
 
 MISSING_AUTHORIZATION = "auth_00000000000000000000"
 MISSING = "x_00000000000000000000"
+MISSING_SCENARIO = "scn_00000000000000000000"
+
+
+def _product(scenario: str) -> dict[str, Any]:
+    return {
+        "scenario_id": scenario, "name": "n", "description": "d", "usage_scope": "s", "form": "aggregate",
+        "category": "industry", "price_fen": 100,
+    }  # fmt: skip
 
 
 def _probes(world: World) -> dict[str, Probe]:
@@ -332,6 +340,63 @@ def _probes(world: World) -> dict[str, Probe]:
             "authority",
             {"decision": "reject", "reason": "r"},
         ),
+        ("product", "/v1/products", "/v1/products", "operator", _product(MISSING_SCENARIO)),
+        (
+            "product decision",
+            "/v1/products/{product_id}/decision",
+            "/v1/products/prd_x/decision",
+            "authority",
+            {"decision": "reject", "reason": "r"},
+        ),
+        (
+            "price",
+            "/v1/products/{product_id}/price",
+            "/v1/products/prd_x/price",
+            "operator",
+            {"price_fen": 1, "reason": "r"},
+        ),
+        (
+            "product status",
+            "/v1/products/{product_id}/status",
+            "/v1/products/prd_x/status",
+            "authority",
+            {"status": "suspended", "reason": "r"},
+        ),
+        (
+            "cap",
+            "/v1/price-caps",
+            "/v1/price-caps",
+            "authority",
+            {"form": "aggregate", "unit": "call", "cap_fen": 1, "reason": "r"},
+        ),
+        (
+            "limit",
+            "/v1/revenue-limits",
+            "/v1/revenue-limits",
+            "authority",
+            {"authorization_id": MISSING_AUTHORIZATION, "year": 2030, "max_fen": 1, "reason": "r"},
+        ),
+        (
+            "statement",
+            "/v1/statements",
+            "/v1/statements",
+            "operator",
+            {"operator_id": "org_x", "period": "2030"},
+        ),
+        (
+            "rules",
+            "/v1/revenue-share/rules",
+            "/v1/revenue-share/rules",
+            "authority",
+            {"authority_bp": 0, "operator_bp": 0, "weighting": "rows_scanned", "reason": "r"},
+        ),
+        (
+            "revenue report",
+            "/v1/revenue-share",
+            "/v1/revenue-share",
+            "authority",
+            {"period": "2030", "operator_id": "org_x"},
+        ),
         (
             "issue",
             "/v1/quality",
@@ -413,6 +478,15 @@ MODELS = (
     "suspending",
     "reinstating",
     "webhook",
+    "product",
+    "product decision",
+    "price",
+    "product status",
+    "cap",
+    "limit",
+    "statement",
+    "rules",
+    "revenue report",
 )
 
 
@@ -489,6 +563,17 @@ WRONG = [
     ("webhook", {"url": 7}),
     ("webhook", {"events": ["incident.closed"]}),
     ("webhook", {"events": []}),
+    ("product", {"form": "raw_rows"}),
+    ("product", {"category": "free"}),
+    ("product", {"price_fen": "200 yuan"}),
+    ("product", {"price_fen": 12.5}),
+    ("product decision", {"decision": "maybe"}),
+    ("product status", {"status": "pending"}),
+    ("cap", {"unit": "row"}),
+    ("limit", {"year": "this year"}),
+    ("statement", {"period": 2030}),
+    ("rules", {"weighting": "by_mood"}),
+    ("revenue report", {"costs": ["org_x"]}),
 ]
 
 
@@ -521,6 +606,15 @@ NUMBERS = [
     ("authorization", {"ends_at": "9999-12-31T23:59:59-23:59"}),
     ("authorization", {"starts_at": "0001-01-01T00:00:00+23:59"}),
     ("authorization", {"starts_at": "9999-01-01T00:00:00+00:00"}),
+    ("product", {"price_fen": -1}),
+    ("product", {"price_fen": 10**16}),
+    ("price", {"price_fen": -100}),
+    ("product decision", {"cap_fen": -1}),
+    ("cap", {"cap_fen": 10**30}),
+    ("limit", {"year": 1999}),
+    ("limit", {"max_fen": -5}),
+    ("rules", {"authority_bp": 10_001}),
+    ("report", {"costs": {"org_x": -1}}),
 ]
 
 

@@ -139,6 +139,8 @@ def test_a_dp_model_trains_through_the_api_and_carries_its_checks(world: World) 
     model = next(o for o in item["evidence"]["report"]["outcomes"] if o["rule"] == "SDC-MODEL")
     assert model["outcome"] in ("pass", "review"), model
     assert item["evidence"]["description"] is None  # noise and the model checks protect it, not cell sizes
+    meter = world.get(f"/v1/meters/{job['id']}", "developer")  # training ran confined: its CPU is metered too
+    assert (meter["epsilon"], meter["datasets"][0]["dataset"]) == (1.0, "residents") and meter["cpu_ms"] > 0
 
 
 def test_a_domain_authorization_covers_only_its_providers_datasets(world: World) -> None:

@@ -74,6 +74,8 @@ def test_a_match_becomes_a_dataset_aggregates_can_join(idle: World) -> None:
     assert matched["status"] == "matched", matched
     name = matched["outcome"]["dataset"]
     assert set(matched["outcome"]) == {"dataset"}  # how many matched is not told to the operator
+    meter = idle.get(f"/v1/meters/{matched['id']}", "developer")  # both turns, the vault's datasets read
+    assert meter["runs"] == 2 and [d["dataset"] for d in meter["datasets"]] == ["enterprises"]
     described = idle.get(f"/v1/catalog/{name}", "developer")
     assert [c["tag"] for c in described["columns"]] == ["identifier"]
     joined = f"FROM enterprises e JOIN {name} m ON e.uscc = m.uscc"

@@ -24,6 +24,7 @@ from sqlalchemy import create_engine, update
 
 from gateway.api import create_app
 from gateway.control import control_url, schema
+from gateway.control.accounting import ACCOUNTING_TZ
 from tests.gateway.api.conftest import GOVERNANCE_COLUMNS, ROLES, World
 from tests.gateway.api.probing import (
     ANONYMOUS,
@@ -76,6 +77,10 @@ class Matrix:
         if kind not in self.shared:
             self.shared[kind] = make()
         return self.shared[kind]
+
+    billing: dict[str, str] = field(default_factory=dict)
+    """An industry authorization and its priced product, a pending free product, a statement
+    and a revenue-share report of the governance tenant."""
 
     @property
     def operator_org(self) -> str:
@@ -135,6 +140,14 @@ class Matrix:
     def application(self) -> str:
         """A fresh scenario application waiting for the authority's decision."""
         return str(self.world.post("/v1/scenarios", application(self.world), "operator")["id"])
+
+    def product(self, succeeds: bool) -> str:
+        """A pending free product: a fresh one (on a fresh scenario) when the call will change it."""
+        if not succeeds:
+            return self.billing["pending"]
+        scenario = self.world.post("/v1/scenarios", application(self.world), "operator")["id"]
+        self.world.post(f"/v1/scenarios/{scenario}/approve", TERMS, status=200)
+        return str(self.world.post("/v1/products", free_product(scenario), "operator")["id"])
 
     def review(self, succeeds: bool) -> str:
         """A result to decide: a spare one when the decision will be taken, else the shared one."""
@@ -215,6 +228,14 @@ def application(world: World) -> dict[str, Any]:
         "privacy_unit": "residents.resident_id",
         "requested_epsilon": 1.0,
     }
+
+
+def free_product(scenario: str) -> dict[str, Any]:
+    return {
+        "scenario_id": scenario, "name": f"公益产品-{secrets.token_hex(4)}",
+        "description": "counts by district", "usage_scope": "district planning", "form": "aggregate",
+        "category": "public_welfare",
+    }  # fmt: skip
 
 
 Build = Callable[[Matrix, bool], Call]
@@ -317,6 +338,20 @@ DECISION = {"decision": "reject", "reason": "the matrix rejects it"}
 MITIGATION = {"action": "round", "base": 5, "reason": "round the counts"}
 TERMS = {"terms": {"epsilon": 1.0, "query_epsilon": 0.5, "allow_dp": True}, "reason": "fits"}
 QUALITY = {"dataset": "residents", "category": "completeness", "description": "empty districts"}
+CAP = {"form": "aggregate", "unit": "call", "cap_fen": 50_000, "reason": "guidance"}
+RULES = {"authority_bp": 2_000, "operator_bp": 5_000, "weighting": "rows_scanned", "reason": "agreement"}
+
+
+def _fresh(m: Matrix) -> str:
+    """A fresh approved scenario of the governance tenant, with no product yet."""
+    scenario = m.world.post("/v1/scenarios", application(m.world), "operator")["id"]
+    return str(m.world.post(f"/v1/scenarios/{scenario}/approve", TERMS, status=200)["id"])
+
+
+def _limit(m: Matrix) -> dict[str, Any]:
+    year = datetime.now(ACCOUNTING_TZ).year
+    return {"authorization_id": m.billing["industry"], "year": year, "max_fen": 10**8, "reason": "assessed"}
+
 
 ROWS: tuple[Row, ...] = (
     # identities
@@ -650,6 +685,88 @@ ROWS: tuple[Row, ...] = (
         SEES_ALL,
     ),
     Row("GET", "/v1/me", fixed("/v1/me"), EVERYONE),
+    # products and services, price guidance, meters and the books
+    Row(
+        "POST",
+        "/v1/products",
+        lambda m, s: Call("/v1/products", free_product(m.billing["scenario"] if not s else _fresh(m))),
+        {"operator"},
+        {"other_operator"},
+        201,
+    ),
+    Row("GET", "/v1/products", fixed("/v1/products"), SEES_ALL | TENANT | OTHER),
+    Row("GET", "/v1/products/public", fixed("/v1/products/public"), EVERYONE, public=True),
+    Row(
+        "GET",
+        "/v1/products/{product_id}",
+        lambda m, s: Call(f"/v1/products/{m.billing['priced']}"),
+        SEES_ALL | TENANT,
+        OTHER,
+    ),
+    Row(
+        "POST",
+        "/v1/products/{product_id}/decision",
+        lambda m, s: Call(f"/v1/products/{m.product(s)}/decision", {"decision": "approve", "reason": "fits"}),
+        {"authority"},
+    ),
+    Row(
+        "POST",
+        "/v1/products/{product_id}/price",
+        lambda m, s: Call(f"/v1/products/{m.billing['priced']}/price", {"price_fen": 100, "reason": "r"}),
+        {"operator"},
+        {"other_operator"},
+    ),
+    Row(
+        "POST",
+        "/v1/products/{product_id}/status",
+        lambda m, s: Call(f"/v1/products/{m.product(s)}/status", {"status": "withdrawn", "reason": "r"}),
+        {"authority", "operator"},
+        {"other_operator"},
+    ),
+    Row("GET", "/v1/price-caps", fixed("/v1/price-caps"), EVERYONE),
+    Row("POST", "/v1/price-caps", fixed("/v1/price-caps", CAP), {"authority"}, status=201),
+    Row("GET", "/v1/revenue-limits", fixed("/v1/revenue-limits"), SEES_ALL | {"operator", "other_operator"}),
+    Row(
+        "POST",
+        "/v1/revenue-limits",
+        lambda m, s: Call("/v1/revenue-limits", _limit(m)),
+        {"authority"},
+        status=201,
+    ),
+    Row("GET", "/v1/meters", fixed("/v1/meters"), SEES_ALL | TENANT | OTHER),
+    Row(
+        "GET", "/v1/meters/{job_id}", lambda m, s: Call(f"/v1/meters/{m.released}"), SEES_ALL | TENANT, OTHER
+    ),
+    Row(
+        "POST",
+        "/v1/statements",
+        lambda m, s: Call("/v1/statements", {"operator_id": m.operator_org, "period": "2030"}),
+        {"authority", "operator"},
+        {"other_operator"},
+        201,
+    ),
+    Row("GET", "/v1/statements", fixed("/v1/statements"), SEES_ALL | {"operator", "other_operator"}),
+    Row(
+        "GET",
+        "/v1/statements/{statement_id}",
+        lambda m, s: Call(f"/v1/statements/{m.billing['statement']}"),
+        SEES_ALL | {"operator"},
+        {"other_operator"},
+    ),
+    Row("GET", "/v1/revenue-share/rules", fixed("/v1/revenue-share/rules"), EVERYONE),
+    Row(
+        "POST", "/v1/revenue-share/rules", fixed("/v1/revenue-share/rules", RULES), {"authority"}, status=201
+    ),
+    Row(
+        "POST", "/v1/revenue-share", fixed("/v1/revenue-share", {"period": "2030"}), {"authority"}, status=201
+    ),
+    Row("GET", "/v1/revenue-share", fixed("/v1/revenue-share"), SEES_ALL | {"provider"}),
+    Row(
+        "GET",
+        "/v1/revenue-share/{report_id}",
+        lambda m, s: Call(f"/v1/revenue-share/{m.billing['report']}"),
+        SEES_ALL | {"provider"},
+    ),
     Row("GET", "/v1/keys", fixed("/v1/keys"), EVERYONE, public=True),
     Row("GET", "/v1/health", fixed("/v1/health"), EVERYONE, public=True),
     *(Row("GET", path, fixed(path), EVERYONE, public=True) for path in DOCS),
@@ -668,6 +785,7 @@ def matrix(world: World) -> Matrix:
     built = Matrix(world, released, pending, spare, _verification_scenario(world))
     built.psi = built.psi_request()
     built.actors = {role: world.get("/v1/me", role)["user_id"] for role in ROLES}
+    _billing(built)
     built.bad = {"missing": {}, "garbage": {"Authorization": f"Bearer vbx_{secrets.token_urlsafe(32)}"}}
     for kind in ("revoked", "expired", "deactivated"):
         user = built.developer()
@@ -680,6 +798,38 @@ def matrix(world: World) -> Matrix:
         else:
             _expire(world, token_id)
     return built
+
+
+def _billing(m: Matrix) -> None:
+    world = m.world
+    world.post("/v1/price-caps", CAP)
+    grant = {
+        "operator_id": m.operator_org,
+        "mode": "whole",
+        "datasets": ["residents"],
+        "category": "industry",
+    }
+    m.billing["industry"] = world.post("/v1/authorizations", grant)["id"]
+    body = {
+        **application(world),
+        "authorization_id": m.billing["industry"],
+        "datasets": {"residents": ["district"]},
+    }
+    scenario = world.post("/v1/scenarios", {**body, "privacy_unit": None}, "operator")["id"]
+    world.post(
+        f"/v1/scenarios/{scenario}/approve",
+        {**TERMS, "terms": {"epsilon": 1.0, "query_epsilon": 0.5}},
+        status=200,
+    )
+    priced = {**free_product(scenario), "category": "industry", "price_fen": 100}
+    m.billing["priced"] = world.post("/v1/products", priced, "operator")["id"]
+    m.billing["scenario"] = _fresh(m)
+    m.billing["pending"] = world.post("/v1/products", free_product(m.billing["scenario"]), "operator")["id"]
+    m.billing["statement"] = world.post("/v1/statements", {"operator_id": m.operator_org, "period": "2030"})[
+        "id"
+    ]
+    world.post("/v1/revenue-share/rules", RULES)
+    m.billing["report"] = world.post("/v1/revenue-share", {"period": "2030"})["id"]
 
 
 def _verification_scenario(world: World) -> str:

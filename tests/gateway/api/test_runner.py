@@ -133,6 +133,7 @@ def test_a_job_revoked_while_it_runs_never_reaches_review(idle: World) -> None:
         assert all(i.job_id != job["id"] for i in runner.gate.queue.items("pending_review"))
         actions = [e.action for e in runner.enclave.ledger.entries() if e.subject == job["id"]]
         assert actions[-1] == "job.discarded"
+        assert "job.metered" in actions  # what it consumed before it was closed is metered all the same
     finally:
         runner.close()
 

@@ -8,11 +8,11 @@ from multiprocessing.synchronize import Barrier
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Connection, create_engine, insert, select, text
+from sqlalchemy import Connection, create_engine, insert, inspect, select, text
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.schema import CreateTable
 
-from gateway.control import MIGRATIONS, ControlPlane, control_url, db, schema
+from gateway.control import MIGRATIONS, ControlPlane, billing_schema, control_url, db, schema
 from gateway.control.db import Step, schema_version
 from gateway.errors import StoreError
 from ledger import Ledger
@@ -108,8 +108,24 @@ def test_processes_opening_a_fresh_database_at_once_migrate_it_once(tmp_path: Pa
     assert _versions(url) == [m[0] for m in MIGRATIONS]
 
 
+def test_version_2_adds_its_tables_to_a_version_1_database(
+    tmp_path: Path, log: Ledger, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url = control_url(tmp_path)
+    monkeypatch.setattr(db, "MIGRATIONS", MIGRATIONS[:1])
+    ControlPlane.open(url, log).close()
+    engine = create_engine(url)
+    assert "products" not in inspect(engine).get_table_names()
+    monkeypatch.undo()
+    reopened = ControlPlane.open(url, log)
+    assert reopened.version() >= 2 and _versions(url)[:2] == [1, 2]
+    assert {t.name for t in billing_schema.metadata.sorted_tables} <= set(inspect(engine).get_table_names())
+    reopened.close()
+    engine.dispose()
+
+
 def test_the_tables_compile_for_postgresql() -> None:
-    for table in [*schema.metadata.sorted_tables, schema_version]:
+    for table in [*schema.metadata.sorted_tables, *billing_schema.metadata.sorted_tables, schema_version]:
         assert "CREATE TABLE" in str(CreateTable(table).compile(dialect=postgresql.dialect()))
 
 
