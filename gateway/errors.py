@@ -25,6 +25,7 @@ rule                error             meaning
 ``G-AUTHORIZATION`` Forbidden         no active, started, unexpired authorization of the
                                       operator covers the datasets
 ``G-SCENARIO``      Forbidden         the scenario is not approved, or its term has ended
+``G-EVALUATION``    Conflict          the year's evaluation is already final, or already re-evaluated
 ``G-RENEWAL``       Forbidden         outside the renewal window, or an authorization no longer
                                       in force; Conflict: an application already pending or decided
 ``G-SUSPENDED``     Forbidden         the caller's operator is suspended by the authority: every

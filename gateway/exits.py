@@ -32,7 +32,6 @@ from gateway.control.identity import require_role
 from gateway.control.renewals import months_before
 from gateway.errors import NotFound
 from gateway.platform import Platform
-from gateway.runner import remove_results
 from ledger import canonical_json
 
 RETENTION_MONTHS = 12
@@ -75,7 +74,7 @@ def finish(
             job_id, principal.user_id, f"authorization {summary.authorization_id} ended"
         )
     affected = _operator_jobs(platform, operator) if summary.exited else list(summary.jobs_closed)
-    remove_results(platform.layout, affected)
+    platform.layout.remove_results(affected)
     keys, released = [], []
     if summary.exited:
         why = f"operator {operator} exited: authorization {summary.authorization_id} ended ({reason})"

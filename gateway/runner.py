@@ -18,7 +18,6 @@ Every turn the runner gives a job — its run, a PSI turn, its release — is me
 from __future__ import annotations
 
 import logging
-import shutil
 import threading
 from collections.abc import Callable
 from contextlib import AbstractContextManager
@@ -29,7 +28,7 @@ from pathlib import Path
 from deid.seal import public_text
 from gateway import disclosure
 from gateway.answers import Answers
-from gateway.control import ControlPlane, control_url
+from gateway.control import ControlPlane, control_url, rectification
 from gateway.control.identity import principal_of
 from gateway.control.renewals import warn_expiring
 from gateway.control.scenarios import (
@@ -144,10 +143,12 @@ class Runner:
     def sweep(self) -> list[str]:
         """Delete what ended scenarios and jobs left in the enclave (see :mod:`gateway.sweep`),
         record the expiry warnings now due (see :mod:`gateway.control.renewals`) and publish
-        last month's disclosure if it is not out yet (see :mod:`gateway.disclosure`)."""
+        last month's disclosure if it is not out yet (see :mod:`gateway.disclosure`) and flag
+        rectifications past their deadline (see :mod:`gateway.control.rectification`)."""
         with self._serial:
             warn_expiring(self.control, ACTOR)
             disclosure.publish_due(self.control, self.layout, ACTOR)
+            rectification.flag_overdue(self.control, ACTOR)
             return sweep(self.enclave, self.control, ACTOR)
 
     def run(self, job: JobRecord) -> None:
@@ -342,7 +343,7 @@ class Runner:
         reason = "the job was closed while it ran: its authorization or scenario ended"
         with self._serial:
             self.gate.queue.withdraw(job_id, ACTOR, reason)
-            remove_results(self.layout, [job_id])
+            self.layout.remove_results([job_id])
             self.enclave.ledger.append(ACTOR, "job.discarded", job_id, {"reason": reason})
 
 
@@ -373,10 +374,3 @@ def _domain_datasets(policy: ScenarioPolicy, domain: str) -> list[Dataset]:
         if any(c.tag is Tag.IDENTIFIER and c.join_domain == domain for c in d.columns)
     ]
     return identifying or list(policy.datasets.values())
-
-
-def remove_results(layout: Layout, job_ids: list[str]) -> None:
-    """Delete what an exited operator's jobs left in quarantine and in review (never the ledger)."""
-    for job_id in job_ids:
-        shutil.rmtree(layout.quarantine / job_id, ignore_errors=True)
-        shutil.rmtree(layout.review / "results" / job_id, ignore_errors=True)

@@ -19,6 +19,7 @@ The enclave's own files (``enclave/``, ``catalog.sqlite``, ``budget.sqlite``,
 from __future__ import annotations
 
 import os
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -99,6 +100,12 @@ class Layout:
     @property
     def credentials(self) -> Path:
         return self.root / "credentials.json"
+
+    def remove_results(self, job_ids: list[str]) -> None:
+        """Delete what jobs left in quarantine and in review (never the ledger)."""
+        for job_id in job_ids:
+            shutil.rmtree(self.quarantine / job_id, ignore_errors=True)
+            shutil.rmtree(self.review / "results" / job_id, ignore_errors=True)
 
     def publish(self, path: Path, text: str) -> None:
         """Write a public key where verifiers and the API read it (atomically)."""

@@ -20,6 +20,7 @@ from gateway.cli import (
     demo,
     disclosure,
     enclave,
+    evaluation,
     ledger,
     metering,
     oversight,
@@ -72,6 +73,7 @@ app.add_typer(control.token_app, name="token")
 app.add_typer(control.grant_app, name="grant")
 app.add_typer(renewals.renewal_app, name="renewal")
 app.add_typer(disclosure.disclosure_app, name="disclosure")
+app.add_typer(evaluation.evaluation_app, name="evaluation")
 app.add_typer(control.scenario_app, name="scenario")
 app.add_typer(work.job_app, name="job")
 app.add_typer(work.review_app, name="review")

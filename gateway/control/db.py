@@ -45,7 +45,7 @@ from sqlalchemy import (
 from sqlalchemy import text as sql
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
-from gateway.control import billing_schema, oversight_schema, renewal_tables, schema
+from gateway.control import billing_schema, evaluation_tables, oversight_schema, renewal_tables, schema
 from gateway.errors import StoreError
 from ledger import Ledger
 
@@ -93,6 +93,7 @@ MIGRATIONS: tuple[tuple[int, str, Step], ...] = (
         oversight_schema.create_tables,
     ),
     (4, "renewal applications and expiry warnings", renewal_tables.metadata.create_all),
+    (5, "annual evaluations of operators", evaluation_tables.metadata.create_all),
 )
 """Every schema version as (version, description, step), in ascending order."""
 

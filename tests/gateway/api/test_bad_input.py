@@ -332,6 +332,13 @@ def _probes(world: World) -> dict[str, Probe]:
             "operator",
             {"authorization_id": MISSING_AUTHORIZATION, "ends_at": "2040-01-01T00:00:00Z", "note": "n"},
         ),
+        (
+            "outcome",
+            "/v1/evaluations",
+            "/v1/evaluations",
+            "auditor",
+            {"operator_id": "org_x", "year": 2030, "outcome": "pass", "reason": "r"},
+        ),
         ("period", "/v1/disclosures", "/v1/disclosures", "auditor", {"start": "2030-01-01T00:00:00Z"}),
         (
             "renewal_decision",
@@ -469,6 +476,7 @@ MODELS = (
     "consistency",
     "renewal",
     "period",
+    "outcome",
     "renewal_decision",
     "issue",
     "answer",

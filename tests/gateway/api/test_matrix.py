@@ -313,6 +313,15 @@ def _renewal_application(m: Matrix, succeeds: bool) -> Call:
     return Call("/v1/renewals", {"authorization_id": target, "ends_at": _far(), "note": "续期"})
 
 
+def _evaluation(m: Matrix, succeeds: bool) -> Call:
+    """An outcome for a fresh operator with no authorization (nothing to end), or none at all."""
+    target = m.operator_org
+    if succeeds:
+        body = {"name": f"运营-{secrets.token_hex(6)}", "kind": "operator", "id_reference": "REF-eval"}
+        target = m.world.post("/v1/organisations", body)["id"]
+    return Call("/v1/evaluations", {"operator_id": target, "year": 2030, "outcome": "pass", "reason": "r"})
+
+
 def _job(**extra: Any) -> Build:
     def build(m: Matrix, succeeds: bool) -> Call:
         return Call("/v1/jobs", {"scenario_id": m.scenario, **extra})
@@ -471,6 +480,16 @@ ROWS: tuple[Row, ...] = (
         ),
         SEES_ALL,
     ),
+    # annual evaluation
+    Row(
+        "GET",
+        "/v1/evaluations/report",
+        lambda m, s: Call(f"/v1/evaluations/report?operator_id={m.operator_org}&year=2030"),
+        SEES_ALL | {"operator"},
+        {"other_operator"},
+    ),
+    Row("POST", "/v1/evaluations", _evaluation, {"authority"}, status=201),
+    Row("GET", "/v1/evaluations", fixed("/v1/evaluations"), SEES_ALL | {"operator", "other_operator"}),
     # public disclosure
     Row("POST", "/v1/disclosures", fixed("/v1/disclosures", {}), {"authority"}, status=201),
     Row("GET", "/v1/disclosures", fixed("/v1/disclosures"), EVERYONE, public=True),
