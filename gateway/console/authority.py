@@ -8,11 +8,11 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from gateway import datasets, governance
+from gateway import datasets, disclosure, governance
 from gateway.console import charts, forms, i18n
 from gateway.console.access import PREFIX, Post, Posted, Signed, Viewer
 from gateway.console.pages import render
-from gateway.control import authorizations, identity, scenarios
+from gateway.control import Role, authorizations, identity, scenarios
 from gateway.control.scenarios import Scenario, ScenarioTerms
 from sandbox.catalog import Tag
 
@@ -132,6 +132,34 @@ def budgets(request: Request, viewer: Signed) -> HTMLResponse:
         empty=t("chart.empty"),
     )
     return render(request, "authority/budgets.html", {"budgets": found, "chart": chart})
+
+
+@router.get("/disclosures")
+def disclosures(request: Request, viewer: Signed) -> HTMLResponse:
+    """Every disclosure published and the form that publishes one now. The list itself is
+    public; this page is for publishing, so it is the authority's."""
+    identity.require_role(viewer.principal, {Role.AUTHORITY}, "publishing a disclosure")
+    start, end = disclosure.default_period(viewer.platform.control.now())
+    context = {"published": disclosure.listing(viewer.platform.layout), "start": start, "end": end}
+    return render(request, "authority/disclosures.html", context)
+
+
+@router.post("/disclosures")
+def publish(post: Post) -> Response:
+    """Publish a disclosure of the period given (the last 30 days by default) now."""
+    viewer, form = post.viewer, post.form
+    start, end = disclosure.default_period(viewer.platform.control.now())
+    chosen_start = forms.moment(forms.text(form, "start", max_chars=40, required=False), "start")
+    chosen_end = forms.moment(forms.text(form, "end", max_chars=40, required=False), "end")
+    disclosure.publish_requested(
+        viewer.platform.control,
+        viewer.platform.layout,
+        viewer.principal,
+        chosen_start or start,
+        chosen_end or end,
+    )
+    viewer.session.flash = "flash.disclosed"
+    return RedirectResponse(f"{PREFIX}/authority/disclosures", status_code=303)
 
 
 def _columns(viewer: Viewer, found: Scenario) -> list[dict[str, object]]:

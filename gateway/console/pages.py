@@ -34,15 +34,17 @@ _AUDIT = (("audit/ledger", "nav.ledger"), ("audit/checkpoint", "nav.proofs"), ("
 _WORK = (("catalog", "nav.catalog"), ("playground", "nav.playground"), ("jobs", "nav.jobs"))
 NAV: Mapping[Role, tuple[tuple[str, str], ...]] = {
     Role.REVIEWER: (("reviews", "nav.queue"), ("reviews/history", "nav.history"), ("catalog", "nav.catalog")),
-    Role.AUDITOR: (*_AUDIT, ("jobs", "nav.jobs"), ("catalog", "nav.catalog")),
+    Role.AUDITOR: (*_AUDIT, ("jobs", "nav.jobs"), ("catalog", "nav.catalog"), ("products", "nav.products")),
     Role.AUTHORITY: (
         ("authority/datasets", "nav.datasets"),
         ("authority/authorizations", "nav.authorizations"),
         ("authority/scenarios", "nav.scenarios"),
         ("authority/budgets", "nav.budgets"),
+        ("products", "nav.products"),
+        ("authority/disclosures", "nav.disclosures"),
         *_AUDIT,
     ),
-    Role.OPERATOR: _WORK,
+    Role.OPERATOR: (*_WORK, ("products", "nav.products")),
     Role.DEVELOPER: _WORK,
     Role.PROVIDER: (("catalog", "nav.catalog"),),
 }

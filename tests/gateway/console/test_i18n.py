@@ -8,10 +8,10 @@ import string
 from pathlib import Path
 from typing import get_args
 
-from gateway import jobs
+from gateway import disclosure, jobs
 from gateway.console import i18n
 from gateway.console.pages import NAV
-from gateway.control import Role
+from gateway.control import Role, pricing, products
 from outbound_review.queue import Decision
 from sandbox.catalog import Tag
 from tests.gateway.api.conftest import World
@@ -34,6 +34,10 @@ DYNAMIC = {
     "grants.status": ["active", "revoked"],
     "scenario.status": ["applied", "approved", "rejected", "closed"],
     "signin.why": ["missing", "expired", "revoked", "signed_out"],
+    "products.form": list(pricing.FORMS),
+    "products.unit": list(pricing.UNITS),
+    "products.status": list(get_args(products.Status)),
+    "public.disclosure.outcome": [*disclosure.OUTCOMES, "in_progress"],
 }
 """Keys the pages build from a value: prefix → every value it can take."""
 

@@ -31,6 +31,8 @@ PAGES = {
         "/console/authority/authorizations",
         "/console/authority/scenarios",
         "/console/authority/budgets",
+        "/console/authority/disclosures",
+        "/console/products",
     ),
     "developer": ("/console/catalog/residents", "/console/playground", "/console/jobs", "/console/nowhere"),
 }
@@ -59,9 +61,17 @@ def _assert_headers(response: Response, path: str) -> None:
 def test_every_page_carries_the_headers_and_no_inline_script_or_style(world: World) -> None:
     job = pending(world)
     anonymous = Visitor(world)
-    for path in ("/console/signin", "/console/", "/console/static/console.css", "/console/static/console.js"):
+    public = ("/console/public/products", "/console/public/disclosure")
+    for path in (
+        "/console/signin",
+        "/console/",
+        "/console/static/console.css",
+        "/console/static/console.js",
+        *public,
+    ):
         response = anonymous.get(path, follow_redirects=False)
         _assert_headers(response, path)
+        assert not INLINE.search(response.text), (path, INLINE.search(response.text))
     for role, paths in {**PAGES, "reviewer": (*PAGES["reviewer"], f"/console/reviews/{job}")}.items():
         visitor = Visitor(world).sign_in(role)
         for path in paths:
