@@ -8,7 +8,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from gateway import datasets, disclosure, governance
+from gateway import datasets, disclosure, exits, governance
 from gateway.console import charts, forms, i18n
 from gateway.console.access import PREFIX, Post, Posted, Signed, Viewer
 from gateway.console.pages import render
@@ -76,6 +76,14 @@ def revoke(authorization_id: str, post: Post) -> Response:
     )
     post.viewer.session.flash = "flash.revoked"
     return RedirectResponse(f"{PREFIX}/authority/authorizations", status_code=303)
+
+
+@router.get("/authorizations/{authorization_id}/exit-report")
+def exit_report(request: Request, authorization_id: str, viewer: Signed) -> HTMLResponse:
+    """What an ended authorization's exit closed, deleted and destroyed, with the report's
+    SHA-256 that the ledger's ``authorization.exit_report`` entry records."""
+    found = exits.report_of(viewer.platform, viewer.principal, authorization_id)
+    return render(request, "authority/exit_report.html", {"found": found})
 
 
 @router.get("/scenarios")

@@ -40,11 +40,12 @@ NAV: Mapping[Role, tuple[tuple[str, str], ...]] = {
         ("authority/authorizations", "nav.authorizations"),
         ("authority/scenarios", "nav.scenarios"),
         ("authority/budgets", "nav.budgets"),
+        ("renewals", "nav.renewals"),
         ("products", "nav.products"),
         ("authority/disclosures", "nav.disclosures"),
         *_AUDIT,
     ),
-    Role.OPERATOR: (*_WORK, ("products", "nav.products")),
+    Role.OPERATOR: (*_WORK, ("products", "nav.products"), ("renewals", "nav.renewals")),
     Role.DEVELOPER: _WORK,
     Role.PROVIDER: (("catalog", "nav.catalog"),),
 }

@@ -38,6 +38,7 @@ DYNAMIC = {
     "products.unit": list(pricing.UNITS),
     "products.status": list(get_args(products.Status)),
     "public.disclosure.outcome": [*disclosure.OUTCOMES, "in_progress"],
+    "renewals.status": ["pending", "approved", "rejected"],
 }
 """Keys the pages build from a value: prefix → every value it can take."""
 

@@ -33,6 +33,7 @@ PAGES = {
         "/console/authority/budgets",
         "/console/authority/disclosures",
         "/console/products",
+        "/console/renewals",
     ),
     "developer": ("/console/catalog/residents", "/console/playground", "/console/jobs", "/console/nowhere"),
 }
