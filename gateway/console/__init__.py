@@ -23,7 +23,18 @@ from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException
 
 from gateway.api.problems import classify, record_denial
-from gateway.console import account, auditor, authority, csrf, developer, products, public, renewals, reviewer
+from gateway.console import (
+    account,
+    auditor,
+    authority,
+    csrf,
+    developer,
+    evaluations,
+    products,
+    public,
+    renewals,
+    reviewer,
+)
 from gateway.console.access import COOKIE, PREFIX, ConsoleState, SignInRequired
 from gateway.console.pages import refusal
 from gateway.console.session import SessionStore
@@ -62,7 +73,7 @@ def install(app: FastAPI) -> None:
     # The same State object: the pages reach the platform the app's lifespan opens.
     console.state = app.state
     app.state.console = ConsoleState(SessionStore(), csrf.LoginGuard(), Verifications())
-    for module in (account, reviewer, auditor, authority, developer, products, public, renewals):
+    for module in (account, reviewer, auditor, authority, developer, evaluations, products, public, renewals):
         console.include_router(module.router)
     console.mount("/static", StaticFiles(packages=[("gateway.console", "static")]), name="static")
     _handle_errors(console)

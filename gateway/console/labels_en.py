@@ -510,5 +510,45 @@ EN = MappingProxyType(
             "The SHA-256 matches the ledger's authorization.exit_report entry, so an auditor can"
             " check the report file against the log."
         ),
+        "nav.evaluations": "Annual evaluation",
+        "flash.evaluated": "The outcome is recorded with the SHA-256 of the report it rests on.",
+        "evaluations.title": "Annual evaluation",
+        "evaluations.year": "Year",
+        "evaluations.open": "Open the report",
+        "evaluations.caption": "{n} outcomes recorded",
+        "evaluations.round": "Round",
+        "evaluations.outcome": "Outcome",
+        "evaluations.outcome.pass": "pass",
+        "evaluations.outcome.rectify": "rectify",
+        "evaluations.outcome.fail": "fail",
+        "evaluations.rectify_due": "Rectify by",
+        "evaluations.overdue": "overdue",
+        "evaluations.report": "Evaluation report",
+        "evaluations.report_of": "{name}: evaluation report for {year}",
+        "evaluations.usage": "Data use",
+        "evaluations.metered": "Jobs metered",
+        "evaluations.rows": "Rows scanned",
+        "evaluations.cpu": "CPU seconds",
+        "evaluations.bytes": "Bytes released",
+        "evaluations.epsilon": "ε spent",
+        "evaluations.oversight": "Incidents and data-quality feedback",
+        "evaluations.incidents": "Security incidents",
+        "evaluations.incidents_line": (
+            "{total} in all: {on_time} reported on time, {late} late, {unreported} not reported"
+        ),
+        "evaluations.quality": "Data-quality feedback",
+        "evaluations.quality_line": (
+            "{filed} filed, {answered} answered ({on_time} on time), {escalated} escalated"
+        ),
+        "evaluations.revenue": "Charged against the maximum permitted revenue (fen)",
+        "evaluations.charged": "Charged",
+        "evaluations.max": "Maximum",
+        "evaluations.recorded": "Outcomes recorded",
+        "evaluations.none": "No outcome recorded yet.",
+        "evaluations.outcome_help": (
+            "Rectify: evaluate again within 30 days. Fail, or a second rectify: every"
+            " authorization of the operator still in force is revoked."
+        ),
+        "evaluations.record": "Record the outcome",
     }
 )

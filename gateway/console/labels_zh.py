@@ -477,5 +477,44 @@ ZH = MappingProxyType(
         "exit.check": (
             "报告的 SHA-256 与账本中 authorization.exit_report 条目记录的一致，审计人员可据此核对报告文件。"
         ),
+        "nav.evaluations": "年度评估",
+        "flash.evaluated": "评估结论已记录，所依据报告的 SHA-256 已记入账本。",
+        "evaluations.title": "年度评估",
+        "evaluations.year": "年度",
+        "evaluations.open": "查看评估报告",
+        "evaluations.caption": "{n} 项评估结论",
+        "evaluations.round": "轮次",
+        "evaluations.outcome": "结论",
+        "evaluations.outcome.pass": "合格",
+        "evaluations.outcome.rectify": "整改",
+        "evaluations.outcome.fail": "不合格",
+        "evaluations.rectify_due": "整改期限",
+        "evaluations.overdue": "已逾期",
+        "evaluations.report": "评估报告",
+        "evaluations.report_of": "{name} {year} 年度评估报告",
+        "evaluations.usage": "数据使用",
+        "evaluations.metered": "计量的作业",
+        "evaluations.rows": "扫描行数",
+        "evaluations.cpu": "CPU 秒",
+        "evaluations.bytes": "出域字节数",
+        "evaluations.epsilon": "消耗的 ε",
+        "evaluations.oversight": "安全事件与数据质量反馈",
+        "evaluations.incidents": "安全事件",
+        "evaluations.incidents_line": (
+            "共 {total} 起：按时报告 {on_time} 起，迟报 {late} 起，未报告 {unreported} 起"
+        ),
+        "evaluations.quality": "数据质量反馈",
+        "evaluations.quality_line": (
+            "提出 {filed} 项，已答复 {answered} 项（按时 {on_time} 项），升级 {escalated} 项"
+        ),
+        "evaluations.revenue": "收费与最高准许收入（分）",
+        "evaluations.charged": "已收费",
+        "evaluations.max": "最高准许收入",
+        "evaluations.recorded": "已记录的结论",
+        "evaluations.none": "尚未记录结论。",
+        "evaluations.outcome_help": (
+            "整改：30 天内重新评估；不合格或第二次整改：撤销该运营机构的全部有效授权。"
+        ),
+        "evaluations.record": "记录结论",
     }
 )

@@ -34,18 +34,30 @@ _AUDIT = (("audit/ledger", "nav.ledger"), ("audit/checkpoint", "nav.proofs"), ("
 _WORK = (("catalog", "nav.catalog"), ("playground", "nav.playground"), ("jobs", "nav.jobs"))
 NAV: Mapping[Role, tuple[tuple[str, str], ...]] = {
     Role.REVIEWER: (("reviews", "nav.queue"), ("reviews/history", "nav.history"), ("catalog", "nav.catalog")),
-    Role.AUDITOR: (*_AUDIT, ("jobs", "nav.jobs"), ("catalog", "nav.catalog"), ("products", "nav.products")),
+    Role.AUDITOR: (
+        *_AUDIT,
+        ("jobs", "nav.jobs"),
+        ("catalog", "nav.catalog"),
+        ("products", "nav.products"),
+        ("evaluations", "nav.evaluations"),
+    ),
     Role.AUTHORITY: (
         ("authority/datasets", "nav.datasets"),
         ("authority/authorizations", "nav.authorizations"),
         ("authority/scenarios", "nav.scenarios"),
         ("authority/budgets", "nav.budgets"),
         ("renewals", "nav.renewals"),
+        ("evaluations", "nav.evaluations"),
         ("products", "nav.products"),
         ("authority/disclosures", "nav.disclosures"),
         *_AUDIT,
     ),
-    Role.OPERATOR: (*_WORK, ("products", "nav.products"), ("renewals", "nav.renewals")),
+    Role.OPERATOR: (
+        *_WORK,
+        ("products", "nav.products"),
+        ("renewals", "nav.renewals"),
+        ("evaluations", "nav.evaluations"),
+    ),
     Role.DEVELOPER: _WORK,
     Role.PROVIDER: (("catalog", "nav.catalog"),),
 }

@@ -39,6 +39,7 @@ DYNAMIC = {
     "products.status": list(get_args(products.Status)),
     "public.disclosure.outcome": [*disclosure.OUTCOMES, "in_progress"],
     "renewals.status": ["pending", "approved", "rejected"],
+    "evaluations.outcome": ["pass", "rectify", "fail"],
 }
 """Keys the pages build from a value: prefix → every value it can take."""
 

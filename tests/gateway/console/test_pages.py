@@ -34,6 +34,7 @@ PAGES = {
         "/console/authority/disclosures",
         "/console/products",
         "/console/renewals",
+        "/console/evaluations",
     ),
     "developer": ("/console/catalog/residents", "/console/playground", "/console/jobs", "/console/nowhere"),
 }
