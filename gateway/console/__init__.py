@@ -30,8 +30,10 @@ from gateway.console import (
     csrf,
     developer,
     evaluations,
+    incidents,
     products,
     public,
+    quality,
     renewals,
     reviewer,
 )
@@ -73,7 +75,19 @@ def install(app: FastAPI) -> None:
     # The same State object: the pages reach the platform the app's lifespan opens.
     console.state = app.state
     app.state.console = ConsoleState(SessionStore(), csrf.LoginGuard(), Verifications())
-    for module in (account, reviewer, auditor, authority, developer, evaluations, products, public, renewals):
+    for module in (
+        account,
+        reviewer,
+        auditor,
+        authority,
+        developer,
+        evaluations,
+        incidents,
+        products,
+        public,
+        quality,
+        renewals,
+    ):
         console.include_router(module.router)
     console.mount("/static", StaticFiles(packages=[("gateway.console", "static")]), name="static")
     _handle_errors(console)

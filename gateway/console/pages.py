@@ -40,6 +40,8 @@ NAV: Mapping[Role, tuple[tuple[str, str], ...]] = {
         ("catalog", "nav.catalog"),
         ("products", "nav.products"),
         ("evaluations", "nav.evaluations"),
+        ("incidents", "nav.incidents"),
+        ("quality", "nav.quality"),
     ),
     Role.AUTHORITY: (
         ("authority/datasets", "nav.datasets"),
@@ -49,6 +51,8 @@ NAV: Mapping[Role, tuple[tuple[str, str], ...]] = {
         ("renewals", "nav.renewals"),
         ("evaluations", "nav.evaluations"),
         ("products", "nav.products"),
+        ("incidents", "nav.incidents"),
+        ("quality", "nav.quality"),
         ("authority/disclosures", "nav.disclosures"),
         *_AUDIT,
     ),
@@ -57,9 +61,11 @@ NAV: Mapping[Role, tuple[tuple[str, str], ...]] = {
         ("products", "nav.products"),
         ("renewals", "nav.renewals"),
         ("evaluations", "nav.evaluations"),
+        ("incidents", "nav.incidents"),
+        ("quality", "nav.quality"),
     ),
-    Role.DEVELOPER: _WORK,
-    Role.PROVIDER: (("catalog", "nav.catalog"),),
+    Role.DEVELOPER: (*_WORK, ("quality", "nav.quality")),
+    Role.PROVIDER: (("catalog", "nav.catalog"), ("quality", "nav.quality")),
 }
 """The pages each role's navigation links to, under the console's prefix."""
 

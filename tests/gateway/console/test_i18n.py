@@ -11,7 +11,7 @@ from typing import get_args
 from gateway import disclosure, jobs
 from gateway.console import i18n
 from gateway.console.pages import NAV
-from gateway.control import Role, pricing, products
+from gateway.control import Role, incidents, pricing, products, quality
 from outbound_review.queue import Decision
 from sandbox.catalog import Tag
 from tests.gateway.api.conftest import World
@@ -40,6 +40,10 @@ DYNAMIC = {
     "public.disclosure.outcome": [*disclosure.OUTCOMES, "in_progress"],
     "renewals.status": ["pending", "approved", "rejected"],
     "evaluations.outcome": ["pass", "rectify", "fail"],
+    "quality.category": [str(c) for c in quality.Category],
+    "quality.status": [str(s) for s in quality.Status],
+    "incidents.severity": list(get_args(incidents.Severity)),
+    "incidents.status": [str(s) for s in incidents.Status],
 }
 """Keys the pages build from a value: prefix → every value it can take."""
 

@@ -35,6 +35,8 @@ PAGES = {
         "/console/products",
         "/console/renewals",
         "/console/evaluations",
+        "/console/incidents",
+        "/console/quality",
     ),
     "developer": ("/console/catalog/residents", "/console/playground", "/console/jobs", "/console/nowhere"),
 }

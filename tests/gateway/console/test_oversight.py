@@ -1,0 +1,147 @@
+"""Data-quality feedback and security incidents through the console: who files, answers,
+reports, closes, suspends and reinstates — each through the service the API calls."""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+from typing import Any
+
+import pytest
+
+from gateway.control.incidents import ACTOR, Evidence, open_incident
+from gateway.platform import Platform
+from tests.gateway.api.conftest import World
+from tests.gateway.console.conftest import Visitor, refusal_rule
+
+QUALITY = "/console/quality"
+INCIDENTS = "/console/incidents"
+
+
+def _platform(world: World) -> Platform:
+    found: Platform = world.client.app.state.platform  # type: ignore[attr-defined]
+    return found
+
+
+def _raise(world: World, operator_id: str, summary: str, *, ago: timedelta = timedelta()) -> str:
+    """An incident as detection raises it, detected ``ago``."""
+    platform = _platform(world)
+    with platform.control.transaction() as conn:
+        at = platform.control.now() - ago
+        found = open_incident(
+            conn, at, rule="D-DIFFERENCING", severity="high", subject_key=summary, operator_id=operator_id,
+            summary=summary, evidence=[Evidence(0, at, 1, summary)],
+        )  # fmt: skip
+        platform.ledger.append(ACTOR, "incident.raised", found.id, {"rule": found.rule})
+    return found.id
+
+
+def _issue(world: World, description: str) -> dict[str, Any]:
+    (found,) = [i for i in world.get("/v1/quality") if i["description"] == description]
+    return dict(found)
+
+
+@pytest.fixture(scope="module")
+def residents_provider(world: World) -> str:
+    """The residents' provider enrolled with a provider user; the key of its token."""
+    org = world.post(
+        "/v1/organisations", {"name": "bureau", "kind": "provider", "id_reference": "REF-bureau"}
+    )
+    user = world.post(
+        "/v1/users",
+        {"organisation_id": org["id"], "name": "民政", "role": "provider", "id_reference": "RN-bureau"},
+    )
+    world.tokens["bureau"] = world.post(f"/v1/users/{user['id']}/tokens", {"label": "t"})["token"]
+    return "bureau"
+
+
+def test_feedback_is_filed_answered_reopened_and_accepted(world: World, residents_provider: str) -> None:
+    developer = Visitor(world).sign_in("developer")
+    fields = {"dataset": "residents", "category": "completeness", "columns": "district",
+              "description": "district empty for 3% of rows <script>"}  # fmt: skip
+    unsigned = developer.raw_post(QUALITY, fields)
+    assert unsigned.status_code == 403 and refusal_rule(unsigned) == "C-CSRF"
+    response = developer.post(QUALITY, fields, page=QUALITY)
+    assert response.status_code == 303 and "五个工作日内答复" in developer.get(QUALITY).text
+    issue = _issue(world, fields["description"])
+    assert (
+        "district empty for 3% of rows &lt;script&gt;" in Visitor(world).sign_in("operator").get(QUALITY).text
+    )
+    assert issue["id"] not in Visitor(world).sign_in("other_operator").get(QUALITY).text
+
+    answer = f"{QUALITY}/{issue['id']}/answer"
+    wrong = Visitor(world).sign_in("provider").post(answer, {"resolution": "not ours"}, page=QUALITY)
+    assert wrong.status_code == 404 and refusal_rule(wrong) == "G-TENANT"
+    filer = developer.post(answer, {"resolution": "mine"}, page=QUALITY)
+    assert filer.status_code == 403 and refusal_rule(filer) == "G-ROLE"
+    bureau = Visitor(world).sign_in(residents_provider)
+    assert f'action="{answer}"' in bureau.get(QUALITY).text
+    fix = {"resolution": "re-imported", "fixed_in_version": "2026-05"}
+    assert bureau.post(answer, fix, page=QUALITY).status_code == 303
+    assert _issue(world, fields["description"])["status"] == "answered"
+
+    reopen = developer.post(f"{QUALITY}/{issue['id']}/reopen", {"reason": "April still empty"}, page=QUALITY)
+    assert reopen.status_code == 303 and _issue(world, fields["description"])["status"] == "reopened"
+    assert (
+        bureau.post(answer, {"resolution": "April too", "fixed_in_version": ""}, page=QUALITY).status_code
+        == 303
+    )
+    confirmed = developer.post(f"{QUALITY}/{issue['id']}/confirm", {}, page=QUALITY)
+    assert confirmed.status_code == 303 and _issue(world, fields["description"])["status"] == "closed"
+
+
+def test_quality_pages_are_for_filers_providers_and_overseers(world: World) -> None:
+    page = Visitor(world).sign_in("authority").get(QUALITY)
+    assert page.status_code == 200 and 'id="escalated"' in page.text
+    refused = Visitor(world).sign_in("reviewer").get(QUALITY)
+    assert refused.status_code == 403 and refusal_rule(refused) == "G-ROLE"
+
+
+def test_the_operator_reports_an_incident_in_time_and_the_authority_closes_it(world: World) -> None:
+    incident = _raise(world, world.orgs["operator"]["id"], "three differencing attempts")
+    late = _raise(world, world.orgs["operator"]["id"], "two hours old", ago=timedelta(hours=2))
+    operator = Visitor(world).sign_in("operator")
+    page = operator.get(INCIDENTS).text
+    assert re.search(r"剩余 (59|60) 分钟", page) and re.search(r"已逾期 (59|60|61) 分钟", page)
+    assert incident not in Visitor(world).sign_in("other_operator").get(INCIDENTS).text
+    report = f"{INCIDENTS}/{incident}/report"
+    theirs = Visitor(world).sign_in("other_operator").post(report, {"report": "x"}, page=INCIDENTS)
+    assert theirs.status_code == 404 and refusal_rule(theirs) == "G-TENANT"
+    unsigned = operator.raw_post(report, {"report": "x"})
+    assert unsigned.status_code == 403 and refusal_rule(unsigned) == "C-CSRF"
+    response = operator.post(report, {"report": "script withdrawn; reported by phone"}, page=INCIDENTS)
+    assert response.status_code == 303 and "事件报告已记录" in operator.get(INCIDENTS).text
+    assert world.get(f"/v1/incidents/{incident}")["status"] == "reported"
+    assert operator.post(f"{INCIDENTS}/{late}/report", {"report": "late"}, page=INCIDENTS).status_code == 303
+    assert world.get(f"/v1/incidents/{late}")["reported_late"] is True
+
+    close = f"{INCIDENTS}/{incident}/close"
+    mine = operator.post(close, {"reason": "done"}, page=INCIDENTS)
+    assert mine.status_code == 403 and refusal_rule(mine) == "G-ROLE"
+    authority = Visitor(world).sign_in("authority")
+    assert authority.post(close, {"reason": "handled"}, page=INCIDENTS).status_code == 303
+    assert world.get(f"/v1/incidents/{incident}")["status"] == "closed"
+
+
+def test_the_authority_suspends_and_reinstates_an_operator(world: World) -> None:
+    org = world.post(
+        "/v1/organisations", {"name": "暂停测试", "kind": "operator", "id_reference": "REF-susp"}
+    )
+    incident = _raise(world, org["id"], "access after revocation")
+    fields = {"operator_id": org["id"], "incident_id": incident, "reason": "under investigation"}
+    operator = Visitor(world).sign_in("operator")
+    refused = operator.post(f"{INCIDENTS}/suspensions", fields, page=INCIDENTS)
+    assert refused.status_code == 403 and refusal_rule(refused) == "G-ROLE"
+    authority = Visitor(world).sign_in("authority")
+    unsigned = authority.raw_post(f"{INCIDENTS}/suspensions", fields)
+    assert unsigned.status_code == 403 and refusal_rule(unsigned) == "C-CSRF"
+    assert authority.post(f"{INCIDENTS}/suspensions", fields, page=INCIDENTS).status_code == 303
+    (suspension,) = world.get("/v1/operators/suspensions?in_force=true")
+    assert suspension["operator_id"] == org["id"] and suspension["incident_id"] == incident
+    auditor = Visitor(world).sign_in("auditor").get(INCIDENTS).text
+    assert "under investigation" in auditor and "/reinstate" not in auditor
+    reinstate = f"{INCIDENTS}/suspensions/{org['id']}/reinstate"
+    assert authority.post(reinstate, {"reason": "cleared"}, page=INCIDENTS).status_code == 303
+    assert world.get("/v1/operators/suspensions?in_force=true") == []
+    refused = Visitor(world).sign_in("reviewer").get(INCIDENTS)
+    assert refused.status_code == 403 and refusal_rule(refused) == "G-ROLE"
