@@ -8,7 +8,7 @@ check the role, so a link shown by mistake would still lead to a refusal.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from fastapi import Request
@@ -39,6 +39,8 @@ NAV: Mapping[Role, tuple[tuple[str, str], ...]] = {
         ("jobs", "nav.jobs"),
         ("catalog", "nav.catalog"),
         ("products", "nav.products"),
+        ("meters", "nav.meters"),
+        ("statements", "nav.statements"),
         ("evaluations", "nav.evaluations"),
         ("incidents", "nav.incidents"),
         ("quality", "nav.quality"),
@@ -51,6 +53,9 @@ NAV: Mapping[Role, tuple[tuple[str, str], ...]] = {
         ("renewals", "nav.renewals"),
         ("evaluations", "nav.evaluations"),
         ("products", "nav.products"),
+        ("price-caps", "nav.caps"),
+        ("meters", "nav.meters"),
+        ("statements", "nav.statements"),
         ("incidents", "nav.incidents"),
         ("quality", "nav.quality"),
         ("authority/disclosures", "nav.disclosures"),
@@ -59,6 +64,8 @@ NAV: Mapping[Role, tuple[tuple[str, str], ...]] = {
     Role.OPERATOR: (
         *_WORK,
         ("products", "nav.products"),
+        ("meters", "nav.meters"),
+        ("statements", "nav.statements"),
         ("renewals", "nav.renewals"),
         ("evaluations", "nav.evaluations"),
         ("incidents", "nav.incidents"),
@@ -75,6 +82,8 @@ def when(value: datetime | str | None) -> str:
     if value is None:
         return "—"
     moment = datetime.fromisoformat(value) if isinstance(value, str) else value
+    # Some times come in China Standard Time (accounting); the label says UTC, so convert.
+    moment = moment.astimezone(UTC) if moment.tzinfo else moment
     return moment.strftime("%Y-%m-%d %H:%M:%S UTC")
 
 

@@ -37,6 +37,9 @@ PAGES = {
         "/console/evaluations",
         "/console/incidents",
         "/console/quality",
+        "/console/meters",
+        "/console/statements",
+        "/console/price-caps",
     ),
     "developer": ("/console/catalog/residents", "/console/playground", "/console/jobs", "/console/nowhere"),
 }
