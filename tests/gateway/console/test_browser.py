@@ -355,3 +355,18 @@ def test_the_authority_pages_in_both_languages(story: Story) -> None:
     assert "Policy editor" in story.text("form.editor h2")
     story.shot("22-authority-policy-editor-english")
     story.sign_out()
+
+
+def test_anyone_reads_the_published_disclosure_signed_out(story: Story) -> None:
+    story.sign_in("authority")
+    story.open("/console/authority/disclosures")
+    story.driver.find_element(By.CSS_SELECTOR, "form.card button.primary").click()
+    story.wait(lambda d: d.find_elements(By.CSS_SELECTOR, "p.flash"))
+    story.sign_out()
+    story.open("/console/public/disclosure")
+    digest = story.text("code.digest")
+    assert len(digest) == 64 and story.driver.find_elements(By.CSS_SELECTOR, "a[href='/console/signin']")
+    story.shot("23-public-disclosure")
+    story.open("/console/public/products")
+    assert story.driver.find_elements(By.TAG_NAME, "h1")
+    story.shot("24-public-products")
