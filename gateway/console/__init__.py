@@ -36,6 +36,7 @@ from gateway.console import (
     public,
     quality,
     renewals,
+    revenue,
     reviewer,
 )
 from gateway.console.access import COOKIE, PREFIX, ConsoleState, SignInRequired
@@ -89,6 +90,7 @@ def install(app: FastAPI) -> None:
         public,
         quality,
         renewals,
+        revenue,
     ):
         console.include_router(module.router)
     console.mount("/static", StaticFiles(packages=[("gateway.console", "static")]), name="static")

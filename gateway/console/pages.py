@@ -41,6 +41,8 @@ NAV: Mapping[Role, tuple[tuple[str, str], ...]] = {
         ("products", "nav.products"),
         ("meters", "nav.meters"),
         ("statements", "nav.statements"),
+        ("revenue-limits", "nav.limits"),
+        ("revenue-share", "nav.shares"),
         ("evaluations", "nav.evaluations"),
         ("incidents", "nav.incidents"),
         ("quality", "nav.quality"),
@@ -54,6 +56,8 @@ NAV: Mapping[Role, tuple[tuple[str, str], ...]] = {
         ("evaluations", "nav.evaluations"),
         ("products", "nav.products"),
         ("price-caps", "nav.caps"),
+        ("revenue-limits", "nav.limits"),
+        ("revenue-share", "nav.shares"),
         ("meters", "nav.meters"),
         ("statements", "nav.statements"),
         ("incidents", "nav.incidents"),
@@ -66,13 +70,14 @@ NAV: Mapping[Role, tuple[tuple[str, str], ...]] = {
         ("products", "nav.products"),
         ("meters", "nav.meters"),
         ("statements", "nav.statements"),
+        ("revenue-limits", "nav.limits"),
         ("renewals", "nav.renewals"),
         ("evaluations", "nav.evaluations"),
         ("incidents", "nav.incidents"),
         ("quality", "nav.quality"),
     ),
     Role.DEVELOPER: (*_WORK, ("quality", "nav.quality")),
-    Role.PROVIDER: (("catalog", "nav.catalog"), ("quality", "nav.quality")),
+    Role.PROVIDER: (("catalog", "nav.catalog"), ("quality", "nav.quality"), ("revenue-share", "nav.shares")),
 }
 """The pages each role's navigation links to, under the console's prefix."""
 

@@ -11,7 +11,7 @@ from typing import get_args
 from gateway import disclosure, jobs
 from gateway.console import i18n
 from gateway.console.pages import NAV
-from gateway.control import Role, incidents, pricing, products, quality
+from gateway.control import Role, incidents, pricing, products, quality, revenue_share
 from outbound_review.queue import Decision
 from sandbox.catalog import Tag
 from tests.gateway.api.conftest import World
@@ -44,6 +44,8 @@ DYNAMIC = {
     "quality.status": [str(s) for s in quality.Status],
     "incidents.severity": list(get_args(incidents.Severity)),
     "incidents.status": [str(s) for s in incidents.Status],
+    "shares.weighting": list(revenue_share.WEIGHTINGS),
+    "shares.party": ["authority", "operator", "provider"],
 }
 """Keys the pages build from a value: prefix → every value it can take."""
 

@@ -40,6 +40,8 @@ PAGES = {
         "/console/meters",
         "/console/statements",
         "/console/price-caps",
+        "/console/revenue-limits",
+        "/console/revenue-share",
     ),
     "developer": ("/console/catalog/residents", "/console/playground", "/console/jobs", "/console/nowhere"),
 }
