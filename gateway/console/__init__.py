@@ -1,5 +1,6 @@
-"""The web console: pages for reviewers, auditors, the authority, developers and operators,
-served by the gateway under ``/console``.
+"""The web console: pages for reviewers, auditors, the authority, developers, operators and
+providers, served by the gateway under ``/console``, and the public pages (the products and
+services list, the latest disclosure) anyone may read without signing in.
 
 The console is a thin face on the API's own service functions — every page's data and
 every action goes through the same role, tenant and state checks, so it adds no privilege
