@@ -119,6 +119,7 @@ def test_the_operator_reports_an_incident_in_time_and_the_authority_closes_it(wo
     mine = operator.post(close, {"reason": "done"}, page=INCIDENTS)
     assert mine.status_code == 403 and refusal_rule(mine) == "G-ROLE"
     authority = Visitor(world).sign_in("authority")
+    assert f'action="{close}"' in authority.get(INCIDENTS).text
     assert authority.post(close, {"reason": "handled"}, page=INCIDENTS).status_code == 303
     assert world.get(f"/v1/incidents/{incident}")["status"] == "closed"
 
