@@ -59,6 +59,7 @@ def _require_browser() -> None:
 _require_browser()
 
 from selenium import webdriver  # noqa: E402 - only once the browser is known to be there
+from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException  # noqa: E402
 from selenium.webdriver.chrome.service import Service  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.common.keys import Keys  # noqa: E402
@@ -92,7 +93,11 @@ class Story:
         self.wait(lambda d: "why=signed_out" in d.current_url)
 
     def wait(self, until: Callable[[WebDriver], Any], seconds: float = WAIT_S) -> Any:
-        return WebDriverWait(self.driver, seconds, poll_frequency=0.1).until(until)
+        # Pages that reload themselves (a job's status) can swap an element out mid-read.
+        ignored = (NoSuchElementException, StaleElementReferenceException)
+        return WebDriverWait(self.driver, seconds, poll_frequency=0.1, ignored_exceptions=ignored).until(
+            until
+        )
 
     def text(self, css: str) -> str:
         return str(self.driver.find_element(By.CSS_SELECTOR, css).text)
