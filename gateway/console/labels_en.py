@@ -558,6 +558,9 @@ EN = MappingProxyType(
         "flash.quality_answered": "Your answer is sent.",
         "flash.quality_confirmed": "The answer is accepted and the item closed.",
         "flash.quality_reopened": "The item is reopened and due again in five working days.",
+        "flash.quality_swept": (
+            "Overdue feedback was checked; whatever is past its due date unanswered is escalated."
+        ),
         "flash.incident_reported": "The report is recorded.",
         "flash.incident_closed": "The incident is closed.",
         "flash.operator_suspended": (
@@ -571,6 +574,11 @@ EN = MappingProxyType(
         ),
         "quality.escalated": "Escalated feedback",
         "quality.escalated_caption": "{n} escalated",
+        "quality.sweep": "Escalate overdue feedback now",
+        "quality.sweep_help": (
+            "Feedback left unanswered past its due date is escalated to the authority on its own;"
+            " this runs the escalation at once."
+        ),
         "quality.items": "Feedback",
         "quality.caption": "{n} items",
         "quality.category": "Category",

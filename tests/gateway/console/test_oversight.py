@@ -8,8 +8,10 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+from sqlalchemy import update
 
 from gateway.control.incidents import ACTOR, Evidence, open_incident
+from gateway.control.oversight_schema import quality_issues
 from gateway.platform import Platform
 from tests.gateway.api.conftest import World
 from tests.gateway.console.conftest import Visitor, refusal_rule
@@ -146,3 +148,29 @@ def test_the_authority_suspends_and_reinstates_an_operator(world: World) -> None
     assert world.get("/v1/operators/suspensions?in_force=true") == []
     refused = Visitor(world).sign_in("reviewer").get(INCIDENTS)
     assert refused.status_code == 403 and refusal_rule(refused) == "G-ROLE"
+
+
+def test_the_authority_escalates_overdue_feedback_at_once(world: World) -> None:
+    filed = world.post(
+        "/v1/quality",
+        {"dataset": "residents", "category": "timeliness", "description": "overdue for the sweep"},
+        role="developer",
+    )
+    platform = _platform(world)
+    with platform.control.transaction() as conn:
+        conn.execute(
+            update(quality_issues)
+            .where(quality_issues.c.id == filed["id"])
+            .values(due_at=platform.control.now() - timedelta(days=1))
+        )
+    sweep = f"{QUALITY}/sweep"
+    refused = Visitor(world).sign_in("operator").post(sweep, {}, page=QUALITY)
+    assert refused.status_code == 403 and refusal_rule(refused) == "G-ROLE"
+    authority = Visitor(world).sign_in("authority")
+    assert f'action="{sweep}"' in authority.get(QUALITY).text
+    unsigned = authority.raw_post(sweep, {})
+    assert unsigned.status_code == 403 and refusal_rule(unsigned) == "C-CSRF"
+    assert _issue(world, "overdue for the sweep")["escalated_at"] is None
+    response = authority.post(sweep, {}, page=QUALITY)
+    assert response.status_code == 303 and "已检查逾期反馈" in authority.get(QUALITY).text
+    assert _issue(world, "overdue for the sweep")["escalated_at"] is not None
