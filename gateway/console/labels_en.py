@@ -563,6 +563,9 @@ EN = MappingProxyType(
         ),
         "flash.incident_reported": "The report is recorded.",
         "flash.incident_closed": "The incident is closed.",
+        "flash.incidents_scanned": (
+            "The scan is done: new incidents, missed deadlines and escalations are listed."
+        ),
         "flash.operator_suspended": (
             "The operator is suspended: its users are refused until it is reinstated."
         ),
@@ -642,6 +645,31 @@ EN = MappingProxyType(
         "incidents.suspend_title": "Suspend an operator",
         "incidents.for_incident": "For incident (optional)",
         "incidents.suspend": "Suspend",
+        "incidents.rules": "Detection rules",
+        "incidents.rules_intro": (
+            "Each rule counts one kind of record per subject; reaching the threshold within the window"
+            " raises an incident."
+        ),
+        "incidents.rules_caption": "{n} rules",
+        "incidents.counts": "Counts",
+        "incidents.counts.D-REFUSAL-BURST": "jobs refused by the query policy",
+        "incidents.counts.D-DIFFERENCING": "results failing the differencing control",
+        "incidents.counts.D-BUDGET-PROBE": "jobs refused for an exhausted privacy budget",
+        "incidents.counts.D-SIGN-IN": "failed sign-ins",
+        "incidents.counts.D-REVOKED-ACCESS": "requests after revocation",
+        "incidents.per": "Per",
+        "incidents.per.user": "user",
+        "incidents.per.address": "address",
+        "incidents.per.operator": "operator",
+        "incidents.window": "Window",
+        "incidents.window_minutes": "{minutes} min",
+        "incidents.window_hours": "{hours} h",
+        "incidents.threshold": "Threshold",
+        "incidents.scan": "Scan now",
+        "incidents.scan_help": (
+            "Runs the rules over the ledger's new records, flags incidents past their report deadline"
+            " and escalates overdue data-quality feedback. The webhooks are sent by the job runner."
+        ),
         "nav.meters": "Meters",
         "nav.statements": "Statements",
         "nav.caps": "Price caps",

@@ -156,13 +156,6 @@ def test_the_authority_escalates_overdue_feedback_at_once(world: World) -> None:
         {"dataset": "residents", "category": "timeliness", "description": "overdue for the sweep"},
         role="developer",
     )
-    platform = _platform(world)
-    with platform.control.transaction() as conn:
-        conn.execute(
-            update(quality_issues)
-            .where(quality_issues.c.id == filed["id"])
-            .values(due_at=platform.control.now() - timedelta(days=1))
-        )
     sweep = f"{QUALITY}/sweep"
     refused = Visitor(world).sign_in("operator").post(sweep, {}, page=QUALITY)
     assert refused.status_code == 403 and refusal_rule(refused) == "G-ROLE"
@@ -170,7 +163,35 @@ def test_the_authority_escalates_overdue_feedback_at_once(world: World) -> None:
     assert f'action="{sweep}"' in authority.get(QUALITY).text
     unsigned = authority.raw_post(sweep, {})
     assert unsigned.status_code == 403 and refusal_rule(unsigned) == "C-CSRF"
+    # Overdue only now, so the runner's own sweep (every 30 s) is unlikely to get there first.
+    platform = _platform(world)
+    with platform.control.transaction() as conn:
+        conn.execute(
+            update(quality_issues)
+            .where(quality_issues.c.id == filed["id"])
+            .values(due_at=platform.control.now() - timedelta(days=1))
+        )
     assert _issue(world, "overdue for the sweep")["escalated_at"] is None
     response = authority.post(sweep, {}, page=QUALITY)
     assert response.status_code == 303 and "已检查逾期反馈" in authority.get(QUALITY).text
     assert _issue(world, "overdue for the sweep")["escalated_at"] is not None
+
+
+def test_the_authority_reads_the_detection_rules_and_scans_at_once(world: World) -> None:
+    auditor = Visitor(world).sign_in("auditor").get(INCIDENTS).text
+    assert "D-REFUSAL-BURST" in auditor and "10 分钟" in auditor and "24 小时" in auditor
+    assert f'action="{INCIDENTS}/scan"' not in auditor
+    operator = Visitor(world).sign_in("operator")
+    assert 'id="rules"' not in operator.get(INCIDENTS).text
+    refused = operator.post(f"{INCIDENTS}/scan", {}, page=INCIDENTS)
+    assert refused.status_code == 403 and refusal_rule(refused) == "G-ROLE"
+    authority = Visitor(world).sign_in("authority")
+    assert f'action="{INCIDENTS}/scan"' in authority.get(INCIDENTS).text
+    unsigned = authority.raw_post(f"{INCIDENTS}/scan", {})
+    assert unsigned.status_code == 403 and refusal_rule(unsigned) == "C-CSRF"
+    # Past its deadline only now, so the runner's own sweep (every 30 s) is unlikely to flag it first.
+    late = _raise(world, world.orgs["operator"]["id"], "missed while scanning", ago=timedelta(hours=2))
+    assert world.get(f"/v1/incidents/{late}")["overdue_at"] is None
+    response = authority.post(f"{INCIDENTS}/scan", {}, page=INCIDENTS)
+    assert response.status_code == 303 and "扫描完成" in authority.get(INCIDENTS).text
+    assert world.get(f"/v1/incidents/{late}")["overdue_at"] is not None
