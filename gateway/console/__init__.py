@@ -39,6 +39,7 @@ from gateway.console import (
     renewals,
     revenue,
     reviewer,
+    webhooks,
 )
 from gateway.console.access import COOKIE, PREFIX, ConsoleState, SignInRequired
 from gateway.console.pages import refusal
@@ -92,6 +93,7 @@ def install(app: FastAPI) -> None:
         quality,
         renewals,
         revenue,
+        webhooks,
     ):
         console.include_router(module.router)
     console.mount("/static", StaticFiles(packages=[("gateway.console", "static")]), name="static")

@@ -1,7 +1,8 @@
 """Security incidents (安全事件): the incidents detection raised with the minutes left to report
 each (or how late it is), the operator's report, the authority's report made another way
-and its closing, and the authority's suspension and reinstatement of an operator.
-Everything goes through :mod:`gateway.control.incidents` and
+and its closing, the detection rules and the authority's scan on demand, and the
+authority's suspension and reinstatement of an operator. Everything goes through
+:mod:`gateway.control.incidents`, :mod:`gateway.oversight` and
 :mod:`gateway.control.suspensions`, the functions behind ``/v1/incidents`` and
 ``/v1/operators``."""
 
@@ -14,6 +15,8 @@ from gateway.console import forms
 from gateway.console.access import PREFIX, Post, Signed
 from gateway.console.pages import render
 from gateway.control import Role, identity, incidents, suspensions
+from gateway.detection import RULES
+from gateway.oversight import oversee
 
 router = APIRouter(prefix="/incidents", include_in_schema=False)
 HERE = f"{PREFIX}/incidents"
@@ -22,7 +25,8 @@ HERE = f"{PREFIX}/incidents"
 @router.get("")
 def incident_list(request: Request, viewer: Signed) -> HTMLResponse:
     """Incidents the viewer may see, open ones first; for the authority and auditors also the
-    suspensions, and for the authority the forms that suspend and reinstate."""
+    detection rules and the suspensions, and for the authority the forms that scan, suspend
+    and reinstate."""
     control = viewer.platform.control
     found = incidents.list_incidents(control, viewer.principal)
     now = control.now()
@@ -33,11 +37,27 @@ def incident_list(request: Request, viewer: Signed) -> HTMLResponse:
         "others": [i for i in found if i.status != "open"],
         "now": now,
         "suspensions": suspensions.list_suspensions(control, viewer.principal) if overseer else [],
+        # As GET /v1/incidents/rules, the rules are for those who see every incident.
+        "rules": [(r, int(r.window.total_seconds()) // 60) for r in RULES] if overseer else [],
         "names": {o.id: o.name for o in organisations},
         "operators": [o for o in organisations if o.kind == identity.OrgKind.OPERATOR],
         "reports": viewer.principal.role in (Role.AUTHORITY, Role.OPERATOR),
     }
     return render(request, "oversight/incidents.html", context)
+
+
+@router.post("/scan")
+def scan(post: Post) -> Response:
+    """Run the oversight sweep now, as ``POST /v1/incidents/scan`` does: detection over the
+    ledger, overdue reports, overdue feedback (the authority's). The webhooks are left to the
+    job runner, so the page does not wait on their receivers."""
+    viewer = post.viewer
+    identity.require_role(viewer.principal, {Role.AUTHORITY}, "scanning for incidents")
+    # Throttled refusals are only counted in memory until flushed; detection reads the ledger.
+    viewer.platform.signins.flush()
+    oversee(viewer.platform.control, viewer.platform.gate)
+    viewer.session.flash = "flash.incidents_scanned"
+    return RedirectResponse(HERE, status_code=303)
 
 
 @router.post("/{incident_id}/report")

@@ -373,6 +373,7 @@ EN = MappingProxyType(
         "flash.product_priced": "The price is changed.",
         "flash.product_suspended": "The product is suspended.",
         "flash.product_resumed": "The product is resumed.",
+        "flash.product_withdrawn": "The product is withdrawn and no longer on the public list.",
         "flash.disclosed": "The disclosure is published and its SHA-256 recorded in the ledger.",
         "products.title": "Data products and services",
         "products.public_link": "See the public products and services list",
@@ -407,6 +408,7 @@ EN = MappingProxyType(
         "products.decide": "Record the decision",
         "products.suspend": "Suspend",
         "products.resume": "Resume",
+        "products.withdraw": "Withdraw",
         "products.new_price": "New price (fen)",
         "products.reprice": "Change the price",
         "products.new": "Register a product",
@@ -556,8 +558,14 @@ EN = MappingProxyType(
         "flash.quality_answered": "Your answer is sent.",
         "flash.quality_confirmed": "The answer is accepted and the item closed.",
         "flash.quality_reopened": "The item is reopened and due again in five working days.",
+        "flash.quality_swept": (
+            "Overdue feedback was checked; whatever is past its due date unanswered is escalated."
+        ),
         "flash.incident_reported": "The report is recorded.",
         "flash.incident_closed": "The incident is closed.",
+        "flash.incidents_scanned": (
+            "The scan is done: new incidents, missed deadlines and escalations are listed."
+        ),
         "flash.operator_suspended": (
             "The operator is suspended: its users are refused until it is reinstated."
         ),
@@ -569,6 +577,11 @@ EN = MappingProxyType(
         ),
         "quality.escalated": "Escalated feedback",
         "quality.escalated_caption": "{n} escalated",
+        "quality.sweep": "Escalate overdue feedback now",
+        "quality.sweep_help": (
+            "Feedback left unanswered past its due date is escalated to the authority on its own;"
+            " this runs the escalation at once."
+        ),
         "quality.items": "Feedback",
         "quality.caption": "{n} items",
         "quality.category": "Category",
@@ -632,6 +645,31 @@ EN = MappingProxyType(
         "incidents.suspend_title": "Suspend an operator",
         "incidents.for_incident": "For incident (optional)",
         "incidents.suspend": "Suspend",
+        "incidents.rules": "Detection rules",
+        "incidents.rules_intro": (
+            "Each rule counts one kind of record per subject; reaching the threshold within the window"
+            " raises an incident."
+        ),
+        "incidents.rules_caption": "{n} rules",
+        "incidents.counts": "Counts",
+        "incidents.counts.D-REFUSAL-BURST": "jobs refused by the query policy",
+        "incidents.counts.D-DIFFERENCING": "results failing the differencing control",
+        "incidents.counts.D-BUDGET-PROBE": "jobs refused for an exhausted privacy budget",
+        "incidents.counts.D-SIGN-IN": "failed sign-ins",
+        "incidents.counts.D-REVOKED-ACCESS": "requests after revocation",
+        "incidents.per": "Per",
+        "incidents.per.user": "user",
+        "incidents.per.address": "address",
+        "incidents.per.operator": "operator",
+        "incidents.window": "Window",
+        "incidents.window_minutes": "{minutes} min",
+        "incidents.window_hours": "{hours} h",
+        "incidents.threshold": "Threshold",
+        "incidents.scan": "Scan now",
+        "incidents.scan_help": (
+            "Runs the rules over the ledger's new records, flags incidents past their report deadline"
+            " and escalates overdue data-quality feedback. The webhooks are sent by the job runner."
+        ),
         "nav.meters": "Meters",
         "nav.statements": "Statements",
         "nav.caps": "Price caps",
@@ -722,5 +760,43 @@ EN = MappingProxyType(
         "shares.party.operator": "operator",
         "shares.party.provider": "provider",
         "shares.none": "Nothing was charged in the period.",
+        "nav.webhooks": "Webhooks",
+        "flash.webhook_removed": "The webhook is removed; notices still waiting for it will not be sent.",
+        "webhooks.title": "Webhooks",
+        "webhooks.intro": (
+            "When an incident is raised, an incident's report is overdue or data-quality feedback is"
+            " escalated, the platform posts a notice to these addresses, signed with each one's secret"
+            " (HMAC-SHA256, in the X-Veilbox-Signature header)."
+        ),
+        "webhooks.caption": "{n} webhooks",
+        "webhooks.url": "URL",
+        "webhooks.url_help": "An http or https address, without a user name or password.",
+        "webhooks.event": "Events",
+        "webhooks.event.incident.raised": "incident raised",
+        "webhooks.event.incident.overdue": "incident report overdue",
+        "webhooks.event.quality.escalated": "data-quality feedback escalated",
+        "webhooks.description": "Description",
+        "webhooks.description_optional": "Description (optional)",
+        "webhooks.added": "Added",
+        "webhooks.status": "Status",
+        "webhooks.status.pending": "pending",
+        "webhooks.status.delivered": "delivered",
+        "webhooks.status.failed": "failed",
+        "webhooks.active": "active",
+        "webhooks.removed": "removed",
+        "webhooks.remove": "Remove",
+        "webhooks.new": "Add a webhook",
+        "webhooks.add": "Add",
+        "webhooks.secret_title": "{url} is added; its signing secret",
+        "webhooks.secret_once": "Copy it now and keep it safe: it is shown this once, never again.",
+        "webhooks.deliveries": "Deliveries",
+        "webhooks.deliveries_caption": "The last {n} deliveries, newest first",
+        "webhooks.back": "Back to the webhooks",
+        "webhooks.queued": "Queued",
+        "webhooks.subject": "Subject",
+        "webhooks.attempts": "Attempts",
+        "webhooks.response": "Response",
+        "webhooks.finished": "Finished",
+        "webhooks.next_attempt": "next attempt {at}",
     }
 )

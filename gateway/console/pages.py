@@ -46,6 +46,7 @@ NAV: Mapping[Role, tuple[tuple[str, str], ...]] = {
         ("evaluations", "nav.evaluations"),
         ("incidents", "nav.incidents"),
         ("quality", "nav.quality"),
+        ("webhooks", "nav.webhooks"),
     ),
     Role.AUTHORITY: (
         ("authority/datasets", "nav.datasets"),
@@ -62,6 +63,7 @@ NAV: Mapping[Role, tuple[tuple[str, str], ...]] = {
         ("statements", "nav.statements"),
         ("incidents", "nav.incidents"),
         ("quality", "nav.quality"),
+        ("webhooks", "nav.webhooks"),
         ("authority/disclosures", "nav.disclosures"),
         *_AUDIT,
     ),

@@ -1,7 +1,8 @@
-"""The products and services list (数据产品和服务清单): an operator registers its products and
-changes their prices; the authority approves (with an optional lower cap) or rejects, and
-suspends or resumes. Everything goes through :mod:`gateway.control.products`, the functions
-behind ``/v1/products``; the public list is :mod:`gateway.console.public`'s."""
+"""The products and services list (数据产品和服务清单): an operator registers its products,
+changes their prices and withdraws them; the authority approves (with an optional lower cap)
+or rejects, and suspends or resumes. Everything goes through
+:mod:`gateway.control.products`, the functions behind ``/v1/products``; the public list is
+:mod:`gateway.console.public`'s."""
 
 from __future__ import annotations
 
@@ -17,7 +18,11 @@ from gateway.control.pricing import FORMS, UNITS
 
 router = APIRouter(prefix="/products", include_in_schema=False)
 HERE = f"{PREFIX}/products"
-STATUS_FLASH = {"suspended": "flash.product_suspended", "approved": "flash.product_resumed"}
+STATUS_FLASH = {
+    "suspended": "flash.product_suspended",
+    "approved": "flash.product_resumed",
+    "withdrawn": "flash.product_withdrawn",
+}
 
 
 @router.get("")
@@ -90,7 +95,8 @@ def price(product_id: str, post: Post) -> Response:
 
 @router.post("/{product_id}/status")
 def status(product_id: str, post: Post) -> Response:
-    """Suspend an approved product or resume a suspended one (the authority's)."""
+    """Suspend an approved product or resume a suspended one (the authority's), or withdraw
+    one (its operator's; the service keeps a suspended product for the authority to withdraw)."""
     target = forms.choice(post.form, "status", STATUS_FLASH)
     products.set_status(
         post.viewer.platform.control,

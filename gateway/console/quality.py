@@ -1,7 +1,8 @@
 """Data-quality feedback (数据质量反馈): operators and developers file it on a dataset and see
 each item's due date; the dataset's provider answers within five working days; the filer
-accepts the answer or reopens the item; the authority sees what was escalated. Everything
-goes through :mod:`gateway.control.quality`, the functions behind ``/v1/quality``."""
+accepts the answer or reopens the item; the authority sees what was escalated and may run
+the escalation at once. Everything goes through :mod:`gateway.control.quality`, the
+functions behind ``/v1/quality``."""
 
 from __future__ import annotations
 
@@ -52,6 +53,15 @@ def file_issue(post: Post) -> Response:
         columns=[c.strip() for c in columns.split(",") if c.strip()],
     )
     post.viewer.session.flash = "flash.quality_filed"
+    return RedirectResponse(HERE, status_code=303)
+
+
+@router.post("/sweep")
+def sweep(post: Post) -> Response:
+    """Escalate feedback past its due date now, as the job runner also does on its own (the
+    authority's)."""
+    quality.sweep(post.viewer.platform.control, post.viewer.principal)
+    post.viewer.session.flash = "flash.quality_swept"
     return RedirectResponse(HERE, status_code=303)
 
 

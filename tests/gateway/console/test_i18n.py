@@ -11,7 +11,8 @@ from typing import get_args
 from gateway import disclosure, jobs
 from gateway.console import i18n
 from gateway.console.pages import NAV
-from gateway.control import Role, incidents, pricing, products, quality, revenue_share
+from gateway.control import Role, incidents, pricing, products, quality, revenue_share, webhooks
+from gateway.detection import RULES
 from outbound_review.queue import Decision
 from sandbox.catalog import Tag
 from tests.gateway.api.conftest import World
@@ -44,6 +45,10 @@ DYNAMIC = {
     "quality.status": [str(s) for s in quality.Status],
     "incidents.severity": list(get_args(incidents.Severity)),
     "incidents.status": [str(s) for s in incidents.Status],
+    "incidents.counts": [r.id for r in RULES],
+    "incidents.per": [r.per for r in RULES],
+    "webhooks.event": list(webhooks.EVENTS),
+    "webhooks.status": list(get_args(webhooks.DeliveryStatus)),
     "shares.weighting": list(revenue_share.WEIGHTINGS),
     "shares.party": ["authority", "operator", "provider"],
 }

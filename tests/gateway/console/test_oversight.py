@@ -1,5 +1,6 @@
-"""Data-quality feedback and security incidents through the console: who files, answers,
-reports, closes, suspends and reinstates — each through the service the API calls."""
+"""Data-quality feedback, security incidents and webhooks through the console: who files,
+answers, escalates, reports, scans, closes, suspends, reinstates and adds or removes a
+webhook — each through the service the API calls."""
 
 from __future__ import annotations
 
@@ -8,14 +9,17 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+from sqlalchemy import update
 
 from gateway.control.incidents import ACTOR, Evidence, open_incident
+from gateway.control.oversight_schema import quality_issues
 from gateway.platform import Platform
 from tests.gateway.api.conftest import World
 from tests.gateway.console.conftest import Visitor, refusal_rule
 
 QUALITY = "/console/quality"
 INCIDENTS = "/console/incidents"
+WEBHOOKS = "/console/webhooks"
 
 
 def _platform(world: World) -> Platform:
@@ -146,3 +150,87 @@ def test_the_authority_suspends_and_reinstates_an_operator(world: World) -> None
     assert world.get("/v1/operators/suspensions?in_force=true") == []
     refused = Visitor(world).sign_in("reviewer").get(INCIDENTS)
     assert refused.status_code == 403 and refusal_rule(refused) == "G-ROLE"
+
+
+def test_the_authority_escalates_overdue_feedback_at_once(world: World) -> None:
+    filed = world.post(
+        "/v1/quality",
+        {"dataset": "residents", "category": "timeliness", "description": "overdue for the sweep"},
+        role="developer",
+    )
+    sweep = f"{QUALITY}/sweep"
+    refused = Visitor(world).sign_in("operator").post(sweep, {}, page=QUALITY)
+    assert refused.status_code == 403 and refusal_rule(refused) == "G-ROLE"
+    authority = Visitor(world).sign_in("authority")
+    assert f'action="{sweep}"' in authority.get(QUALITY).text
+    unsigned = authority.raw_post(sweep, {})
+    assert unsigned.status_code == 403 and refusal_rule(unsigned) == "C-CSRF"
+    # Overdue only now, so the runner's own sweep (every 30 s) is unlikely to get there first.
+    platform = _platform(world)
+    with platform.control.transaction() as conn:
+        conn.execute(
+            update(quality_issues)
+            .where(quality_issues.c.id == filed["id"])
+            .values(due_at=platform.control.now() - timedelta(days=1))
+        )
+    assert _issue(world, "overdue for the sweep")["escalated_at"] is None
+    response = authority.post(sweep, {}, page=QUALITY)
+    assert response.status_code == 303 and "已检查逾期反馈" in authority.get(QUALITY).text
+    assert _issue(world, "overdue for the sweep")["escalated_at"] is not None
+
+
+def test_the_authority_reads_the_detection_rules_and_scans_at_once(world: World) -> None:
+    auditor = Visitor(world).sign_in("auditor").get(INCIDENTS).text
+    assert "D-REFUSAL-BURST" in auditor and "10 分钟" in auditor and "24 小时" in auditor
+    assert f'action="{INCIDENTS}/scan"' not in auditor
+    operator = Visitor(world).sign_in("operator")
+    assert 'id="rules"' not in operator.get(INCIDENTS).text
+    refused = operator.post(f"{INCIDENTS}/scan", {}, page=INCIDENTS)
+    assert refused.status_code == 403 and refusal_rule(refused) == "G-ROLE"
+    authority = Visitor(world).sign_in("authority")
+    assert f'action="{INCIDENTS}/scan"' in authority.get(INCIDENTS).text
+    unsigned = authority.raw_post(f"{INCIDENTS}/scan", {})
+    assert unsigned.status_code == 403 and refusal_rule(unsigned) == "C-CSRF"
+    # Past its deadline only now, so the runner's own sweep (every 30 s) is unlikely to flag it first.
+    late = _raise(world, world.orgs["operator"]["id"], "missed while scanning", ago=timedelta(hours=2))
+    assert world.get(f"/v1/incidents/{late}")["overdue_at"] is None
+    response = authority.post(f"{INCIDENTS}/scan", {}, page=INCIDENTS)
+    assert response.status_code == 303 and "扫描完成" in authority.get(INCIDENTS).text
+    assert world.get(f"/v1/incidents/{late}")["overdue_at"] is not None
+
+
+def test_the_authority_adds_a_webhook_sees_its_secret_once_and_removes_it(world: World) -> None:
+    # A closed port: whatever the runner tries to send there fails at once.
+    fields = {"url": "http://127.0.0.1:9/veilbox", "events": "incident.raised", "description": "soc"}
+    authority = Visitor(world).sign_in("authority")
+    unsigned = authority.raw_post(WEBHOOKS, fields)
+    assert unsigned.status_code == 403 and refusal_rule(unsigned) == "C-CSRF"
+    refused = Visitor(world).sign_in("auditor").post(WEBHOOKS, fields, page=WEBHOOKS)
+    assert refused.status_code == 403 and refusal_rule(refused) == "G-ROLE"
+    added = authority.post(WEBHOOKS, fields, page=WEBHOOKS)
+    assert added.status_code == 201 and added.headers["cache-control"] == "no-store"
+    secret = re.search(r'<code class="secret">([0-9a-f]{64})</code>', added.text)
+    assert secret, added.text[-1500:]
+    (hook,) = [h for h in world.get("/v1/webhooks") if h["url"] == fields["url"] and not h["removed_at"]]
+    assert hook["events"] == ["incident.raised"]
+
+    incident = _raise(world, world.orgs["operator"]["id"], "heard by the webhook")
+    page = authority.get(f"{WEBHOOKS}/{hook['id']}").text
+    assert incident in page and "发现安全事件" in page
+    assert secret.group(1) not in authority.get(WEBHOOKS).text + page
+    auditor = Visitor(world).sign_in("auditor").get(WEBHOOKS).text
+    assert fields["url"] in auditor and secret.group(1) not in auditor and "/remove" not in auditor
+    refused = Visitor(world).sign_in("operator").get(WEBHOOKS)
+    assert refused.status_code == 403 and refusal_rule(refused) == "G-ROLE"
+
+    remove = f"{WEBHOOKS}/{hook['id']}/remove"
+    assert f'action="{remove}"' in authority.get(WEBHOOKS).text
+    unsigned = authority.raw_post(remove, {})
+    assert unsigned.status_code == 403 and refusal_rule(unsigned) == "C-CSRF"
+    mine = Visitor(world).sign_in("auditor").post(remove, {}, page=WEBHOOKS)
+    assert mine.status_code == 403 and refusal_rule(mine) == "G-ROLE"
+    removed = authority.post(remove, {}, page=WEBHOOKS)
+    assert removed.status_code == 303 and "Webhook 已移除" in authority.get(WEBHOOKS).text
+    assert f'action="{remove}"' not in authority.get(WEBHOOKS).text
+    again = authority.post(remove, {}, page=WEBHOOKS)
+    assert again.status_code == 409 and refusal_rule(again) == "G-STATE"

@@ -127,3 +127,27 @@ def test_the_list_is_for_tenants_and_overseers(world: World, registered: dict[st
     assert signed_out.status_code == 303 and "/console/signin" in signed_out.headers["location"]
     forged = Visitor(world).raw_post(PAGE, {"name": "x"}, ORIGIN)
     assert forged.status_code == 303 and "/console/signin" in forged.headers["location"]
+
+
+def test_the_operator_withdraws_its_own_product(world: World) -> None:
+    product = world.post(
+        "/v1/products",
+        {"scenario_id": world.scenarios["governance"]["id"], "name": "待撤回的报告", "description": "d",
+         "usage_scope": "s", "form": "aggregate", "category": "public_welfare"},
+        role="operator",
+    )  # fmt: skip
+    withdraw = f"{PAGE}/{product['id']}/status"
+    fields = {"status": "withdrawn", "reason": "no longer offered"}
+    operator = Visitor(world).sign_in("operator")
+    assert f'action="{withdraw}"' in operator.get(PAGE).text
+    unsigned = operator.raw_post(withdraw, fields)
+    assert unsigned.status_code == 403 and refusal_rule(unsigned) == "C-CSRF"
+    auditor = Visitor(world).sign_in("auditor").post(withdraw, fields, page=PAGE)
+    assert auditor.status_code == 403 and refusal_rule(auditor) == "G-ROLE"
+    theirs = Visitor(world).sign_in("other_operator").post(withdraw, fields, page=PAGE)
+    assert theirs.status_code == 404 and refusal_rule(theirs) == "G-TENANT"
+    assert _product(world, "待撤回的报告")["status"] == "pending"
+    response = operator.post(withdraw, fields, page=PAGE)
+    assert response.status_code == 303 and "产品已撤回" in operator.get(PAGE).text
+    assert _product(world, "待撤回的报告")["status"] == "withdrawn"
+    assert f'action="{withdraw}"' not in operator.get(PAGE).text
