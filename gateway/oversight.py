@@ -12,13 +12,17 @@ runs it on demand but never sends, so no request waits on a receiver.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from gateway.control import ControlPlane
+from gateway.control import ControlPlane, Principal, Role
+from gateway.control.identity import require_role
 from gateway.control.incidents import flag_overdue
 from gateway.control.quality import escalate_overdue
 from gateway.detection import DIFFERENCING_RULE, DifferencingCheck, scan
 from outbound_review import Gate, ReviewError
+
+if TYPE_CHECKING:
+    from gateway.platform import Platform
 
 
 @dataclass(frozen=True)
@@ -47,6 +51,15 @@ def oversee(cp: ControlPlane, gate: Gate) -> Oversight:
     return Oversight(
         tuple(i.id for i in raised), tuple(i.id for i in overdue), tuple(i.id for i in escalated)
     )
+
+
+def scan_now(platform: Platform, principal: Principal) -> Oversight:
+    """The authority's sweep on demand, for the API and the console alike: the webhooks are
+    left to the job runner, so the caller does not wait on their receivers."""
+    require_role(principal, {Role.AUTHORITY}, "scanning for incidents")
+    # Throttled sign-in refusals are only counted in memory until flushed; detection reads the ledger.
+    platform.signins.flush()
+    return oversee(platform.control, platform.gate)
 
 
 def gate_differencing(gate: Gate) -> DifferencingCheck:

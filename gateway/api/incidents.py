@@ -11,10 +11,10 @@ from fastapi import APIRouter, Query
 from pydantic import BaseModel, ConfigDict, Field
 
 from gateway.api.auth import Caller, Services
-from gateway.control import Role, incidents, suspensions, webhooks
+from gateway.control import incidents, suspensions, webhooks
 from gateway.control.identity import SEES_ALL, require_role
 from gateway.detection import RULES
-from gateway.oversight import oversee
+from gateway.oversight import scan_now
 
 incident_router = APIRouter(prefix="/v1/incidents", tags=["security incidents"])
 operator_router = APIRouter(prefix="/v1/operators", tags=["security incidents"])
@@ -132,9 +132,7 @@ def rules(caller: Caller) -> list[dict[str, Any]]:
 def scan(caller: Caller, services: Services) -> dict[str, Any]:
     """The authority runs the oversight sweep on demand (the job runner runs it on its own and
     sends the webhooks): detection over the ledger, overdue reports, overdue feedback."""
-    require_role(caller, {Role.AUTHORITY}, "scanning for incidents")
-    services.signins.flush()
-    return oversee(services.control, services.gate).to_json()
+    return scan_now(services, caller).to_json()
 
 
 @incident_router.get("/{incident_id}", summary="One incident with its timeline")

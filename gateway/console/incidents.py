@@ -16,7 +16,7 @@ from gateway.console.access import PREFIX, Post, Signed
 from gateway.console.pages import render
 from gateway.control import Role, identity, incidents, suspensions
 from gateway.detection import RULES
-from gateway.oversight import oversee
+from gateway.oversight import scan_now
 
 router = APIRouter(prefix="/incidents", include_in_schema=False)
 HERE = f"{PREFIX}/incidents"
@@ -52,10 +52,7 @@ def scan(post: Post) -> Response:
     ledger, overdue reports, overdue feedback (the authority's). The webhooks are left to the
     job runner, so the page does not wait on their receivers."""
     viewer = post.viewer
-    identity.require_role(viewer.principal, {Role.AUTHORITY}, "scanning for incidents")
-    # Throttled refusals are only counted in memory until flushed; detection reads the ledger.
-    viewer.platform.signins.flush()
-    oversee(viewer.platform.control, viewer.platform.gate)
+    scan_now(viewer.platform, viewer.principal)
     viewer.session.flash = "flash.incidents_scanned"
     return RedirectResponse(HERE, status_code=303)
 
