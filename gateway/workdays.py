@@ -29,6 +29,7 @@ close of the next Friday; filed on a Saturday, by the close of the Friday after.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import tomllib
@@ -154,10 +155,8 @@ def _date(name: str, value: object) -> date:
     if isinstance(value, date) and not isinstance(value, datetime):
         return value  # TOML has a date type of its own
     if isinstance(value, str) and re.fullmatch(r"\d{4}-\d\d-\d\d", value):
-        try:
+        with contextlib.suppress(ValueError):  # 2026-02-30 and the like: refused below
             return date.fromisoformat(value)
-        except ValueError:
-            pass
     raise InvalidRequest("G-INPUT", f"calendar {name}: {value!r} is not a date written YYYY-MM-DD")
 
 

@@ -16,6 +16,7 @@ is a failure. Nothing is downloaded: Selenium is pointed at both programs.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
@@ -136,11 +137,9 @@ def _serve(workdir: Path) -> tuple[subprocess.Popen[bytes], str]:
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + WAIT_S
     while True:
-        try:
+        with contextlib.suppress(httpx2.TransportError):  # not listening yet
             if httpx2.get(f"{url}/v1/keys").status_code == 200:
                 return server, url
-        except httpx2.TransportError:
-            pass
         assert server.poll() is None and time.monotonic() < deadline, "veilbox serve did not start"
         time.sleep(0.1)
 
