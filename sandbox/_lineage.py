@@ -11,6 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from sqlglot import exp
+
 from sandbox._types import KINDS
 from sandbox.catalog import Dataset, Tag
 
@@ -19,6 +21,14 @@ if TYPE_CHECKING:  # the policy module imports the scope analysis, which imports
 
 _ORDER = (Tag.DIMENSION, Tag.MEASURE, Tag.QUASI_IDENTIFIER, Tag.SENSITIVE, Tag.IDENTIFIER, Tag.HIDDEN)
 Source = tuple[str, str]
+NODE_NUMBER = "veilbox.node"
+"""The key in a syntax node's ``meta`` under which :func:`number_nodes` numbers it; copies keep it."""
+
+
+def number_nodes(root: exp.Expr) -> None:
+    """Number every node under ``root`` (in ``meta``), so facts about them survive tree copies."""
+    for number, node in enumerate(root.walk()):
+        node.meta[NODE_NUMBER] = number
 
 
 @dataclass(frozen=True)
@@ -45,14 +55,27 @@ Relation = dict[str, Lineage | None]  # None marks a name an inner scope outputs
 
 
 class Analysis:
-    """What the whole statement reads, collected across its scopes."""
+    """What the whole statement reads, collected across its scopes.
 
-    def __init__(self, policy: ScenarioPolicy) -> None:
+    With ``kinds`` on, it also notes the type family of every value it evaluates, keyed by the
+    number :func:`number_nodes` gave its node (a renderer for another engine needs them).
+    """
+
+    def __init__(self, policy: ScenarioPolicy, *, kinds: bool = False) -> None:
         self.policy = policy
         self.tables: set[str] = set()
         self.columns: set[Source] = set()
         self.sensitive: set[Source] = set()
         self.measures: dict[Source, tuple[float, float]] = {}
+        self.kinds: dict[int, str | None] | None = {} if kinds else None
+
+    def note(self, node: exp.Expr, kind: str | None) -> None:
+        """Record the family of ``node`` (and of what its parentheses hold) if it was numbered."""
+        assert self.kinds is not None
+        for each in (node, node.unnest()):
+            number = each.meta.get(NODE_NUMBER)
+            if number is not None:
+                self.kinds[number] = kind
 
     def base(self, dataset: Dataset) -> Relation:
         """A scenario table's columns, each its own lineage."""

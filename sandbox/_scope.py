@@ -180,7 +180,10 @@ class Scope:
         return lineage
 
     def _resolve(self, column: exp.Column) -> Lineage:
-        return self._checked(self._find(column)[1], column)
+        lineage = self._checked(self._find(column)[1], column)
+        if self.analysis.kinds is not None:
+            self.analysis.note(column, lineage.kind)
+        return lineage
 
     def _clauses(self) -> Shape:
         where, group, having = (self.select.args.get(k) for k in ("where", "group", "having"))
@@ -296,7 +299,12 @@ class Scope:
 
     def _eval(self, node: exp.Expr, clause: str, bare: bool = False) -> Lineage:
         """The lineage of ``node`` in ``clause``, refusing identifiers and sensitive columns in it."""
-        node = node.unnest()
+        lineage = self._lineage(node.unnest(), clause, bare)
+        if self.analysis.kinds is not None:
+            self.analysis.note(node, lineage.kind)
+        return lineage
+
+    def _lineage(self, node: exp.Expr, clause: str, bare: bool) -> Lineage:
         if isinstance(node, exp.Column):
             lineage = self._resolve(node)
             if lineage.tag is Tag.IDENTIFIER:

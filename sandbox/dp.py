@@ -36,6 +36,8 @@ import pyarrow as pa
 from sqlglot import exp
 
 from deid.dp import FIXED_POINT, Guarantee, add_noise, partition_threshold, scale_for
+from sandbox._render import HashPart, Renderer
+from sandbox._types import KINDS
 from sandbox.catalog import Tag
 from sandbox.errors import PolicyViolation
 from sandbox.policy import CheckedQuery, ScenarioPolicy
@@ -90,8 +92,21 @@ class DpPlan:
         return self.config.epsilon, 0.0 if self.public_domain is not None else self.config.delta
 
 
-def plan(checked: CheckedQuery, config: DpConfig, policy: ScenarioPolicy) -> DpPlan:
-    """Rewrite ``checked`` for DP under ``config``; PolicyViolation with a DP-* rule if unsupported."""
+def plan(
+    checked: CheckedQuery,
+    config: DpConfig,
+    policy: ScenarioPolicy,
+    renderer: Renderer | None = None,
+    *,
+    seed: int | None = None,
+) -> DpPlan:
+    """Rewrite ``checked`` for DP under ``config``; PolicyViolation with a DP-* rule if unsupported.
+
+    ``renderer`` writes the engine SQL (DuckDB with its native hash by default) and may refuse
+    what its engine cannot run identically; ``seed`` fixes the ranking hash's seed, which is
+    otherwise drawn afresh, so that tests can compare engines.
+    """
+    renderer = renderer or Renderer()
     select = checked.statement
     _refuse_unsupported(select)
     _refuse_dimension_joins(select, policy)
@@ -129,7 +144,10 @@ def plan(checked: CheckedQuery, config: DpConfig, policy: ScenarioPolicy) -> DpP
             for j, w in enumerate(worst)
         ]
     )
-    sql = _rewrite(select, unit, groups, measures, config, _unit_is_unique(select, unit, policy))
+    unique = _unit_is_unique(select, unit, policy)
+    seed = secrets.randbits(62) if seed is None else seed
+    ranked = _Ranked(renderer, _unit_kind(select, unit, policy), [renderer.kind(g) for g in groups], seed)
+    sql = _rewrite(select, unit, groups, measures, config, unique, ranked)
     names = tuple(f"__dp_g{i}" for i in range(len(groups)))
     return DpPlan(sql, config, tuple(outputs), names, tuple(quantities), public, bounds)
 
@@ -332,6 +350,21 @@ def _unit_is_unique(select: exp.Select, unit: exp.Column, policy: ScenarioPolicy
     return unit.name in policy.datasets[tables[0].name].unique_columns
 
 
+def _unit_kind(select: exp.Select, unit: exp.Column, policy: ScenarioPolicy) -> str | None:
+    """The type family of the privacy unit's column, as the catalog declares it."""
+    return KINDS.get(policy.datasets[_tables(select)[unit.table]].column(unit.name).type)
+
+
+@dataclass(frozen=True)
+class _Ranked:
+    """How a rewrite ranks rows: the renderer, the families of the unit and groups, and the seed."""
+
+    renderer: Renderer
+    unit_kind: str | None
+    group_kinds: list[str | None]
+    seed: int
+
+
 def _rewrite(
     select: exp.Select,
     unit: exp.Column,
@@ -339,7 +372,9 @@ def _rewrite(
     measures: list[exp.Expr],
     config: DpConfig,
     unique: bool,
+    ranked: _Ranked,
 ) -> str:
+    r = ranked.renderer
     inner = select.copy()
     items = [exp.alias_(unit.copy(), "__dp_unit")]
     items += [exp.alias_(g.copy(), f"__dp_g{i}") for i, g in enumerate(groups)]
@@ -349,11 +384,9 @@ def _rewrite(
     g = [f"__dp_g{i}" for i in range(len(groups))]
     m = [f"__dp_m{j}" for j in range(len(measures))]
     grouping = f" GROUP BY {', '.join(g)}" if g else ""
-    sums = "".join(
-        f", SUM(CAST(ROUND(__dp_m{j} * {FIXED_POINT}) AS BIGINT)) AS __dp_s{j}" for j in range(len(measures))
-    )
+    sums = "".join(f", {r.fixed_point_sum(f'__dp_m{j}')} AS __dp_s{j}" for j in range(len(measures)))
     # Every interpolated piece is generated here from validated parts, never user text.
-    rows = f"WITH __dp_rows AS ({inner.sql(dialect='duckdb')}), "
+    rows = f"WITH __dp_rows AS ({r.sql(inner)}), "
     if unique:
         # A unit with one row at most is within every bound already: no unit to rank.
         counts = ", ".join([*g, "COUNT(*) AS __dp_n", "COUNT(*) AS __dp_units"])
@@ -361,22 +394,24 @@ def _rewrite(
             rows + "__dp_kept AS (SELECT * FROM __dp_rows WHERE __dp_unit IS NOT NULL) "  # noqa: S608
             f"SELECT {counts}{sums} FROM __dp_kept{grouping}"
         )
-    seed = secrets.randbits(62)
     # Ranks use a seeded hash so a unit cannot choose which of its groups and rows count;
     # the columns after the hash break ties, so the choice is a total order.
-    group_hash = f"hash(__dp_unit, {', '.join([*g, str(seed)])})"
-    row_hash = f"hash(__dp_unit, {', '.join([*g, *m, str(seed + 1)])})"
+    unit_part: list[HashPart] = [("__dp_unit", ranked.unit_kind)]
+    group_parts: list[HashPart] = list(zip(g, ranked.group_kinds, strict=True))
+    measure_parts: list[HashPart] = [(c, "float") for c in m]  # clamped to DOUBLE
+    group_hash = r.seeded_hash(unit_part + group_parts, ranked.seed)
+    row_hash = r.seeded_hash(unit_part + group_parts + measure_parts, ranked.seed + 1)
     if config.max_rows == 1:
         # One row per unit lands in one group, so the unit's least row by (group hash, group,
         # row hash, measures) is the whole choice: one hash aggregate instead of two sorts.
-        fields = ", ".join(
-            [f"__dp_gh := {group_hash}", *(f"{c} := {c}" for c in g), f"__dp_rh := {row_hash}"]
-            + [f"{c} := {c}" for c in m]
+        # Groups may be NULL; hashes and clamped measures never are (LEAST and GREATEST skip NULLs).
+        fields = r.least_fields(
+            [("__dp_gh", group_hash), *((c, c) for c in g), ("__dp_rh", row_hash), *((c, c) for c in m)], g
         )
         picked = ", ".join(f"__dp_row.{c} AS {c}" for c in [*g, *m]) or "1 AS __dp_one"
         counts = ", ".join([*g, "COUNT(*) AS __dp_n", "COUNT(*) AS __dp_units"])
         return (
-            rows + f"__dp_least AS (SELECT min(struct_pack({fields})) AS __dp_row FROM __dp_rows "  # noqa: S608
+            rows + f"__dp_least AS (SELECT min({r.struct(fields)}) AS __dp_row FROM __dp_rows "  # noqa: S608
             "WHERE __dp_unit IS NOT NULL GROUP BY __dp_unit), "
             f"__dp_kept AS (SELECT {picked} FROM __dp_least) "
             f"SELECT {counts}{sums} FROM __dp_kept{grouping}"
@@ -384,10 +419,10 @@ def _rewrite(
     counts = ", ".join([*g, "COUNT(*) AS __dp_n", "COUNT(DISTINCT __dp_unit) AS __dp_units"])
     return (
         rows + "__dp_groups AS (SELECT *, DENSE_RANK() OVER "  # noqa: S608
-        f"(PARTITION BY __dp_unit ORDER BY {', '.join([group_hash, *g])}) AS __dp_grank "
+        f"(PARTITION BY __dp_unit ORDER BY {r.ordering([group_hash, *g])}) AS __dp_grank "
         "FROM __dp_rows WHERE __dp_unit IS NOT NULL), "
         "__dp_kept AS (SELECT *, ROW_NUMBER() OVER "
-        f"(PARTITION BY __dp_unit ORDER BY {', '.join([row_hash, *g, *m])}) AS __dp_rrank "
+        f"(PARTITION BY __dp_unit ORDER BY {r.ordering([row_hash, *g, *m])}) AS __dp_rrank "
         f"FROM __dp_groups WHERE __dp_grank <= {config.max_groups}) "
         f"SELECT {counts}{sums} FROM __dp_kept WHERE __dp_rrank <= {config.max_rows}{grouping}"
     )

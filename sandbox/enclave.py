@@ -14,6 +14,10 @@
       data-keys/keys.sqlite    per-operator data keys (see deid.datakeys): keep it off the
                                backups of everything else, so destroying a key shreds them too
       ledger/                  the platform's audit ledger
+      backend.json             which engine runs queries (optional; see sandbox.backend)
+
+With the Spark backend, ``enclave/spark/`` holds each dataset exported as Parquet and
+``enclave/spark-scratch/`` the Spark driver's working files.
 
 Each dataset has its own file so that ingesting a new one never contends with workers
 reading the others (DuckDB lets a file have one writer or many readers, not both).
@@ -22,6 +26,7 @@ reading the others (DuckDB lets a file have one writer or many readers, not both
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,6 +40,7 @@ from deid.keys import MasterKey
 from deid.pseudonym import Pseudonymizer
 from deid.vault import IdentifierVault
 from ledger import Ledger
+from sandbox.backend import Backend, BackendConfig, DuckDBBackend, load_config
 from sandbox.catalog import Catalog, check_name
 from sandbox.limits import Limits
 from sandbox.pool import WorkerPool
@@ -94,7 +100,15 @@ class Paths:
 class Enclave:
     """A working directory opened: ledger, catalog, keys, vault, quarantine and a worker pool."""
 
-    def __init__(self, paths: Paths, ledger: Ledger, master: MasterKey, limits: Limits, workers: int) -> None:
+    def __init__(
+        self,
+        paths: Paths,
+        ledger: Ledger,
+        master: MasterKey,
+        limits: Limits,
+        workers: int,
+        backend: BackendConfig | None = None,
+    ) -> None:
         self.paths = paths
         self.ledger = ledger
         self.catalog = Catalog(paths.catalog, ledger)
@@ -104,14 +118,27 @@ class Enclave:
         self.data_keys = DataKeys(paths.data_keys, ledger)
         self.quarantine = Quarantine(paths.quarantine, self.data_keys)
         self._limits, self._workers = limits, workers
+        self.backend_config = backend or BackendConfig()
+        """Which engine runs which jobs (see :mod:`sandbox.backend`)."""
         self._pool: WorkerPool | None = None
+        self._spark: Backend | None = None
         self._budget: PrivacyBudget | None = None
 
     @classmethod
     def open(
-        cls, workdir: Path, *, origin: str | None = None, limits: Limits | None = None, workers: int = 2
+        cls,
+        workdir: Path,
+        *,
+        origin: str | None = None,
+        limits: Limits | None = None,
+        workers: int = 2,
+        backend: BackendConfig | None = None,
     ) -> Enclave:
-        """Open (creating if needed) the working directory ``workdir``."""
+        """Open (creating if needed) the working directory ``workdir``.
+
+        ``backend`` chooses the query engine; by default the working directory's
+        ``backend.json`` does (see :mod:`sandbox.backend`), and without one DuckDB runs everything.
+        """
         paths = Paths(Path(workdir))
         paths.root.mkdir(parents=True, exist_ok=True)
         paths.enclave.mkdir(mode=0o700, exist_ok=True)
@@ -119,7 +146,9 @@ class Enclave:
         if not paths.base.exists():
             duckdb.connect(str(paths.base)).close()
         ledger = Ledger.open(paths.ledger, origin=origin)
-        return cls(paths, ledger, MasterKey.load_or_create(paths.master_key), limits or Limits(), workers)
+        backend = backend or load_config(paths.root)
+        master = MasterKey.load_or_create(paths.master_key)
+        return cls(paths, ledger, master, limits or Limits(), workers, backend)
 
     @property
     def budget(self) -> PrivacyBudget:
@@ -134,6 +163,29 @@ class Enclave:
         if self._pool is None:
             self._pool = WorkerPool(self.paths.base, workers=self._workers, limits=self._limits)
         return self._pool
+
+    @property
+    def duckdb(self) -> Backend:
+        """The DuckDB engine, on the worker pool: every enclave has it."""
+        return DuckDBBackend(lambda: self.pool)
+
+    @property
+    def spark(self) -> Backend:
+        """The Spark engine, its driver started on first use; BackendError if it cannot be used."""
+        if self._spark is None:
+            from sandbox._spark import SparkBackend  # noqa: PLC0415 - DuckDB deployments never load it
+
+            self._spark = SparkBackend(
+                self.paths.enclave,
+                self.backend_config.spark_master,
+                self._limits,
+                lambda name: self.catalog.get(name).content_hash,
+            )
+        return self._spark
+
+    def engine_for(self, tables: Collection[str]) -> Backend:
+        """The engine that runs an aggregate query job reading ``tables``, as configured."""
+        return self.spark if self.backend_config.engine_for(tables) == "spark" else self.duckdb
 
     @property
     def release_key_name(self) -> str:
@@ -160,6 +212,8 @@ class Enclave:
         return datasets, hashlib.sha256(codes.encode()).hexdigest()[:16]
 
     def close(self) -> None:
+        if self._spark is not None:
+            self._spark.close()
         if self._pool is not None:
             self._pool.close()
         if self._budget is not None:

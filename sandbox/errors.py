@@ -5,12 +5,14 @@
     VeilboxError (ledger.errors)
     └── SandboxError            anything the enclave refuses or cannot do
         ├── PolicyViolation     a query refused by a policy rule: carries the rule id and fragment
+        │   └── UnsupportedOnBackend  allowed, but its engine cannot run it exactly as DuckDB would (S-*)
         ├── CatalogError        unknown dataset or column, duplicate name, bad tag or bounds
         ├── IngestError         a file cannot be ingested; nothing was stored
         ├── JobError            a job failed while running; the worker pool survives
         │   ├── JobTimeout      it ran past its wall-time limit
         │   └── JobResourceError it ran past its memory or CPU limit
         ├── ConfinementError    a confined (Python) job cannot run safely here, so it is refused
+        ├── BackendError        the configured query engine is unusable (bad backend.json, no pyspark or Java)
         └── VerificationError   a verification template, parameter, subject or rate limit is unusable
 """
 
@@ -38,6 +40,14 @@ class PolicyViolation(SandboxError):
         super().__init__(f"[{rule}] {message}{detail}")
 
 
+class UnsupportedOnBackend(PolicyViolation):
+    """A query the policy allows, refused because the configured engine would compute it differently.
+
+    ``rule`` is an ``S-*`` id of :data:`sandbox._spark_sql.SPARK_RULES`; rewrite the query
+    (the message says how) or run it on a DuckDB deployment.
+    """
+
+
 class CatalogError(SandboxError):
     """The catalog cannot do what was asked."""
 
@@ -60,6 +70,10 @@ class JobResourceError(JobError):
 
 class ConfinementError(SandboxError):
     """Confinement for Python jobs is unavailable; such jobs are refused, never run unconfined."""
+
+
+class BackendError(SandboxError):
+    """The deployment's query engine cannot be used as configured; the message says what to install or fix."""
 
 
 class VerificationError(SandboxError):

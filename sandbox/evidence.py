@@ -18,14 +18,22 @@ from typing import Any
 import pyarrow as pa
 from sqlglot import exp
 
+from sandbox._render import Renderer
 from sandbox.catalog import Tag
 from sandbox.policy import CheckedQuery, ScenarioPolicy
 
 TOP = 3
 
 
-def evidence_sql(checked: CheckedQuery, policy: ScenarioPolicy) -> str | None:
-    """The query that measures each output cell's contributors, or None for unsupported shapes."""
+def evidence_sql(
+    checked: CheckedQuery, policy: ScenarioPolicy, renderer: Renderer | None = None
+) -> str | None:
+    """The query that measures each output cell's contributors, or None for unsupported shapes.
+
+    ``renderer`` writes it for an engine (DuckDB by default) and may refuse what that engine
+    cannot run identically.
+    """
+    renderer = renderer or Renderer()
     select = checked.statement
     source = select.args.get("from_")
     if source is None or not isinstance(source.this, exp.Table):
@@ -56,13 +64,13 @@ def evidence_sql(checked: CheckedQuery, policy: ScenarioPolicy) -> str | None:
     per_cell = ", ".join(
         [*g, "SUM(__ev_n) AS __ev_rows", "COUNT(*) AS __ev_units"]
         + [f"SUM(__ev_c{j}) AS __ev_total{j}" for j in range(len(measures))]
-        + [f"list(__ev_c{j} ORDER BY __ev_c{j} DESC)[1:{TOP}] AS __ev_top{j}" for j in range(len(measures))]
+        + [f"{renderer.top(f'__ev_c{j}', TOP)} AS __ev_top{j}" for j in range(len(measures))]
     )
     keys = ", ".join([*g, "__ev_unit"])
     grouping = f" GROUP BY {', '.join(g)}" if g else ""
     # Every interpolated piece is generated here from the checked statement, never user text.
     return (
-        f"WITH __ev_rows AS ({inner.sql(dialect='duckdb')}), "  # noqa: S608
+        f"WITH __ev_rows AS ({renderer.sql(inner)}), "  # noqa: S608
         f"__ev_units AS (SELECT {per_unit} FROM __ev_rows GROUP BY {keys}) "
         f"SELECT {per_cell} FROM __ev_units{grouping}"
     )

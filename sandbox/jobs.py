@@ -24,10 +24,11 @@ import pyarrow as pa
 
 from deid.budget import BudgetExceeded, Spend
 from sandbox import dp, evidence, usage
+from sandbox.backend import Backend
 from sandbox.confine import ConfinedLimits, run_confined
 from sandbox.dp import DpConfig
 from sandbox.enclave import Enclave
-from sandbox.errors import ConfinementError, JobError, PolicyViolation
+from sandbox.errors import BackendError, ConfinementError, JobError, PolicyViolation
 from sandbox.policy import CheckedQuery, ScenarioPolicy, check_query
 from sandbox.quarantine import QuarantinedResult
 
@@ -106,23 +107,42 @@ def run_query(enclave: Enclave, job: QueryJob) -> JobOutcome:
 
 
 def _run_checked(enclave: Enclave, job: QueryJob, checked: CheckedQuery, trail: JobTrail) -> JobOutcome:
+    try:
+        engine = _engine(enclave, checked.tables, trail)
+    except BackendError as exc:
+        return trail.failed(JobError(str(exc)))
     if job.dp is not None:
-        return _run_dp(enclave, job, job.dp, checked, trail)
+        return _run_dp(enclave, job, job.dp, checked, trail, engine)
+    try:
+        sql = engine.render(checked, job.policy)
+    except PolicyViolation as exc:
+        return trail.refused(exc.reason, exc.rule, exc.fragment)
     trail.started()
     try:
-        table = execute_checked(enclave, checked.render(), checked.tables, job.policy.datasets)
+        table = execute_checked(enclave, sql, checked.tables, job.policy.datasets, engine=engine)
     except JobError as exc:
         return trail.failed(exc)
-    measured = _evidence(enclave, checked, job.policy, table)
-    return trail.quarantined(table, {"sql": job.sql, "rendered_sql": checked.render(), "evidence": measured})
+    measured = _evidence(enclave, checked, job.policy, table, engine)
+    sources = {"sql": job.sql, "rendered_sql": checked.render(), "evidence": measured}
+    if engine.name != "duckdb":
+        sources["engine_sql"] = sql
+    return trail.quarantined(table, sources)
+
+
+def _engine(enclave: Enclave, tables: Collection[str], trail: JobTrail) -> Backend:
+    """The engine for a job reading ``tables``; a job off the default one says so in its ledger entries."""
+    engine = enclave.engine_for(tables)
+    if engine.name != "duckdb":
+        trail.details["engine"] = engine.name
+    return engine
 
 
 def _run_dp(
-    enclave: Enclave, job: QueryJob, config: DpConfig, checked: CheckedQuery, trail: JobTrail
+    enclave: Enclave, job: QueryJob, config: DpConfig, checked: CheckedQuery, trail: JobTrail, engine: Backend
 ) -> JobOutcome:
     """Plan, charge the budget, run bounded, noise, quarantine — or reuse the earlier answer."""
     try:
-        plan = dp.plan(checked, config, job.policy)
+        plan = dp.plan(checked, config, job.policy, engine.renderer(checked.statement, job.policy))
     except PolicyViolation as exc:
         return trail.refused(exc.reason, exc.rule, exc.fragment)
     fingerprint = _sha(json.dumps([checked.render(), asdict(config)], sort_keys=True))
@@ -138,7 +158,7 @@ def _run_dp(
         return trail.refused(str(exc), BUDGET_RULE, "")
     trail.started()
     try:
-        exact = execute_checked(enclave, plan.sql, checked.tables, job.policy.datasets)
+        exact = execute_checked(enclave, plan.sql, checked.tables, job.policy.datasets, engine=engine)
     except JobError as exc:
         return trail.failed(exc)  # the charge stands: the data was touched
     noisy, guarantee = dp.finish(plan, exact)
@@ -165,11 +185,20 @@ def run_python(enclave: Enclave, job: PythonJob, *, bwrap: str | None = None) ->
             return trail.refused(f"input {name!r}: {exc.reason}", exc.rule, exc.fragment)
     trail.details["tables"] = sorted({t for c in checked.values() for t in c.tables})
     trail.details["inputs"] = {name: _sha(sql) for name, sql in job.inputs.items()}
+    rendered: dict[str, tuple[Backend, str]] = {}
+    for name, c in checked.items():
+        try:
+            engine = _engine(enclave, c.tables, trail)
+            rendered[name] = (engine, engine.render(c, job.policy))
+        except BackendError as exc:
+            return trail.failed(JobError(str(exc)))
+        except PolicyViolation as exc:
+            return trail.refused(f"input {name!r}: {exc.reason}", exc.rule, exc.fragment)
     trail.started()
     try:
         tables = {
-            name: execute_checked(enclave, c.render(), c.tables, job.policy.datasets)
-            for name, c in checked.items()
+            name: execute_checked(enclave, sql, checked[name].tables, job.policy.datasets, engine=engine)
+            for name, (engine, sql) in rendered.items()
         }
         output = run_confined(job.code, tables, limits=job.limits, bwrap=bwrap)
     except ConfinementError as exc:
@@ -186,31 +215,39 @@ def run_python(enclave: Enclave, job: PythonJob, *, bwrap: str | None = None) ->
 
 
 def _evidence(
-    enclave: Enclave, checked: CheckedQuery, policy: ScenarioPolicy, table: pa.Table
+    enclave: Enclave, checked: CheckedQuery, policy: ScenarioPolicy, table: pa.Table, engine: Backend
 ) -> dict[str, Any]:
     """What the disclosure checks need about each cell, measured in the workers (see sandbox.evidence)."""
-    sql = evidence.evidence_sql(checked, policy)
+    try:
+        sql = evidence.evidence_sql(checked, policy, engine.renderer(checked.statement, policy))
+    except PolicyViolation as exc:
+        return {"unavailable": f"the cells cannot be measured on this engine: {exc.reason}"}
     if sql is None:
         return {
             "unavailable": "this query shape has no per-cell evidence; the review gate treats it as failing"
         }
     try:
-        measured = execute_checked(enclave, sql, checked.tables, policy.datasets)
+        measured = execute_checked(enclave, sql, checked.tables, policy.datasets, engine=engine)
     except JobError as exc:  # the result stands; the gate fails it for want of evidence
         return {"unavailable": f"measuring the cells failed: {exc}"}
     return evidence.align(checked, table, measured)
 
 
 def execute_checked(
-    enclave: Enclave, sql: str, tables: frozenset[str], scope: Collection[str] | None = None
+    enclave: Enclave,
+    sql: str,
+    tables: frozenset[str],
+    scope: Collection[str] | None = None,
+    *,
+    engine: Backend | None = None,
 ) -> pa.Table:
-    """Run SQL derived from a checked query (enclave side only).
+    """Run SQL derived from a checked query (enclave side only), on ``engine`` (DuckDB by default).
 
     The worker attaches ``scope`` (the scenario's datasets, which must hold ``tables``) or
     else only ``tables``. The policy has already confined the query to its own tables; an
     engine holding the scenario's whole scope stays warm across the scenario's jobs and
     still holds nothing the scenario may not read. The tables read are noted for metering
-    (:mod:`sandbox.usage`).
+    (:mod:`sandbox.usage`). ``sql`` must be written for ``engine`` (see :mod:`sandbox.backend`).
     """
     attach = frozenset(tables if scope is None else scope)
     if not tables <= attach:
@@ -218,7 +255,7 @@ def execute_checked(
     usage.note_tables(tables)
     datasets, generation = enclave.attachments()
     scoped = [(name, path) for name, path in datasets if name in attach]
-    return enclave.pool.run(sql, scoped, f"{generation}:{','.join(sorted(attach))}")
+    return (engine or enclave.duckdb).run(sql, scoped, f"{generation}:{','.join(sorted(attach))}")
 
 
 class JobTrail:
