@@ -14,6 +14,7 @@ master that directory must be on storage the executors share.
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import shutil
 import subprocess
@@ -30,6 +31,7 @@ from sqlglot import exp
 
 from sandbox._render import Renderer
 from sandbox._spark_sql import SparkRenderer
+from sandbox.backend import BackendConfig
 from sandbox.errors import BackendError, JobError
 from sandbox.limits import Limits
 from sandbox.policy import CheckedQuery, ScenarioPolicy
@@ -42,13 +44,22 @@ STARTUP_S = 180.0
 class _SparkWorker(_Worker):
     """A worker process running a Spark driver; ready once it says Spark is up."""
 
-    def __init__(self, scratch_root: Path, master: str, limits: Limits) -> None:
+    def __init__(self, scratch_root: Path, config: BackendConfig, limits: Limits) -> None:
         scratch_root.mkdir(mode=0o700, parents=True, exist_ok=True)
         self.scratch = Path(tempfile.mkdtemp(prefix="driver-", dir=scratch_root))
         env = _worker_env()
         env |= {k: os.environ[k] for k in ("JAVA_HOME", "SPARK_HOME") if k in os.environ}
+        env["SPARK_LOCAL_IP"] = "127.0.0.1"  # a local driver listens on loopback only
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "sandbox._spark_worker", master, str(limits.memory_mb), str(self.scratch)],
+            [
+                sys.executable,
+                "-m",
+                "sandbox._spark_worker",
+                config.spark_master,
+                str(limits.memory_mb),
+                str(self.scratch),
+                json.dumps(dict(config.spark_conf)),
+            ],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,
@@ -69,12 +80,12 @@ class _SparkWorker(_Worker):
 class _SparkPool(WorkerPool):
     """A worker pool of Spark drivers (one is the norm: Spark parallelises inside it)."""
 
-    def __init__(self, scratch: Path, master: str, limits: Limits, workers: int = 1) -> None:
-        self._scratch, self._master = scratch, master
+    def __init__(self, scratch: Path, config: BackendConfig, limits: Limits, workers: int = 1) -> None:
+        self._scratch, self._config = scratch, config
         super().__init__(scratch, workers=workers, limits=limits)
 
     def _add(self) -> None:
-        worker = _SparkWorker(self._scratch, self._master, self.limits)
+        worker = _SparkWorker(self._scratch, self._config, self.limits)
         with self._lock:
             self._all.add(worker)
         self._idle.put(worker)
@@ -85,14 +96,16 @@ class SparkBackend:
 
     name = "spark"
 
-    def __init__(self, root: Path, master: str, limits: Limits, content_hash: Callable[[str], str]) -> None:
+    def __init__(
+        self, root: Path, config: BackendConfig, limits: Limits, content_hash: Callable[[str], str]
+    ) -> None:
         """``root`` is the enclave directory; ``content_hash`` gives a dataset's registered hash."""
         if importlib.util.find_spec("pyspark") is None:
             raise BackendError("the Spark backend needs pyspark: pip install 'veilbox[spark]'")
         if shutil.which("java", path=os.environ.get("PATH")) is None and "JAVA_HOME" not in os.environ:
             raise BackendError("the Spark backend needs a Java 17 runtime (java on PATH or JAVA_HOME)")
         self._exports, self._scratch = root / "spark", root / "spark-scratch"
-        self._master, self._limits, self._content_hash = master, limits, content_hash
+        self._config, self._limits, self._content_hash = config, limits, content_hash
         self._pool: _SparkPool | None = None
         self._lock = threading.Lock()
 
@@ -119,7 +132,7 @@ class SparkBackend:
         """The driver's pool, started (and waited for) on first use."""
         with self._lock:
             if self._pool is None:
-                self._pool = _SparkPool(self._scratch, self._master, self._limits)
+                self._pool = _SparkPool(self._scratch, self._config, self._limits)
             return self._pool
 
     def export(self, name: str, path: Path) -> Path:

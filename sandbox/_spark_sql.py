@@ -52,17 +52,14 @@ SPARK_FUNCTIONS: Mapping[str, str] = {
     "NULLIF": "NULL if equal",
     "GREATEST": "both skip NULLs and order NaN above every number",
     "LEAST": "both skip NULLs and order NaN above every number",
-    "IF": "IF(condition, then, else)",
     "ABS": "of DOUBLE (the policy refuses integer arithmetic)",
     "ROUND": "DuckDB's round(x, n) is round-half-away(x·10ⁿ)/10ⁿ; Spark writes exactly that",
     "YEAR": "cast to BIGINT, DuckDB's type",
     "MONTH": "cast to BIGINT",
     "DAY": "cast to BIGINT",
     "QUARTER": "cast to BIGINT",
-    "EXTRACT": "year, quarter, month, week (ISO), day, hour, minute, doy, isodow, isoyear; cast to BIGINT",
-    "DAYOFWEEK": "minus one: DuckDB's dow counts Sunday as 0, Spark's as 1",
-    "SECOND": "whole seconds, as DuckDB's extract(second) (Spark's EXTRACT keeps the fraction)",
-    "DATE_TRUNC": "cast to TIMESTAMP_NTZ, DuckDB's naive TIMESTAMP; weeks start on Monday on both",
+    "EXTRACT": "year, quarter, month, week (ISO), day, isodow, isoyear; cast to BIGINT",
+    "DATE_TRUNC": "to year, quarter, month, week (Monday on both) or day; as TIMESTAMP_NTZ, DuckDB's type",
     "DATEDIFF": "days between the dates of two values; months, quarters, years as DuckDB counts boundaries",
     "SUBSTRING": "literal 1-based start and length only: they read a start of 0 or below differently",
     "CONCAT": "of text, integers and booleans; DuckDB's concat skips NULLs, so each is coalesced to ''",
@@ -80,9 +77,10 @@ SPARK_FUNCTIONS: Mapping[str, str] = {
 }
 """Every function a rendered Spark query may call, and why it gives DuckDB's answer."""
 
-_TRUNC_UNITS = {"year", "quarter", "month", "week", "day", "hour", "minute", "second"}
+# Datasets hold dates, never times of day: parts below a day are not offered.
+_TRUNC_UNITS = {"year", "quarter", "month", "week", "day"}
 _EXTRACT_PARTS = {"year": "YEAR", "quarter": "QUARTER", "month": "MONTH", "week": "WEEK", "day": "DAY"}
-_EXTRACT_PARTS |= {"hour": "HOUR", "minute": "MINUTE", "doy": "DOY", "isodow": "DAYOFWEEK_ISO"}
+_EXTRACT_PARTS |= {"isodow": "DAYOFWEEK_ISO"}
 _EXTRACT_PARTS |= {"isoyear": "YEAROFWEEK"}
 _CASE_REASON = "upper- and lower-casing differ between the engines for some letters (final σ, ß, İ)"
 _TEXT_TYPES = {exp.DataType.Type.TEXT, exp.DataType.Type.VARCHAR, exp.DataType.Type.CHAR}
@@ -229,15 +227,6 @@ def _like(renderer: SparkRenderer, node: exp.Expr) -> exp.Expr:
 
 def _extract(renderer: SparkRenderer, node: exp.Expr) -> exp.Expr:
     part, value = node.this.name.lower(), node.expression
-    if part == "dow":
-        return _as(
-            exp.Sub(
-                this=exp.Anonymous(this="DAYOFWEEK", expressions=[value]), expression=exp.Literal.number(1)
-            ),
-            "BIGINT",
-        )
-    if part == "second":
-        return _as(exp.Anonymous(this="SECOND", expressions=[value]), "BIGINT")
     if part not in _EXTRACT_PARTS:
         raise refuse("S-ARGUMENT", f"Spark has no date part {part!r} that counts as DuckDB's", node)
     return _as(exp.Extract(this=exp.var(_EXTRACT_PARTS[part]), expression=value), "BIGINT")

@@ -1,6 +1,7 @@
 """A Spark job worker: runs checked Spark SQL on a Spark driver and returns Arrow bytes.
 
-Started by :mod:`sandbox._spark` as ``python -m sandbox._spark_worker MASTER MEMORY_MB SCRATCH``.
+Started by :mod:`sandbox._spark` as ``python -m sandbox._spark_worker MASTER MEMORY_MB SCRATCH CONF``
+(CONF: further Spark settings as JSON, never one of :data:`sandbox.backend.SPARK_SETTINGS`).
 It speaks :mod:`sandbox._worker`'s framed protocol, and first sends one header when Spark is up.
 With a ``local[N]`` master the whole Spark engine runs in this process's JVM; with a cluster
 URL this process is the driver and the cluster's executors read the datasets.
@@ -37,26 +38,20 @@ import pyarrow as pa
 
 from sandbox._spark_sql import check_rendered
 from sandbox._worker import read_frame, redact, write_frame
+from sandbox.backend import SPARK_SETTINGS
 
 
 class _Spark:
     """One Spark session, with the current job's datasets registered as temporary views."""
 
-    def __init__(self, master: str, memory_mb: int, scratch: str) -> None:
+    def __init__(self, master: str, memory_mb: int, scratch: str, extra: dict[str, str]) -> None:
         from pyspark.sql import SparkSession  # noqa: PLC0415 - only this process imports Spark
 
         settings = {
-            "spark.ui.enabled": "false",
-            "spark.ui.showConsoleProgress": "false",
-            "spark.sql.ansi.enabled": "true",
-            "spark.sql.session.timeZone": "UTC",
-            "spark.driver.memory": f"{memory_mb}m",
-            "spark.driver.bindAddress": "127.0.0.1",
-            "spark.driver.host": "127.0.0.1",
-            "spark.sql.catalogImplementation": "in-memory",
-            "spark.sql.runSQLOnFiles": "false",
-            "spark.sql.parquet.inferTimestampNTZ.enabled": "true",
             "spark.sql.shuffle.partitions": "4",
+            **extra,
+            **SPARK_SETTINGS,
+            "spark.driver.memory": f"{memory_mb}m",
             "spark.local.dir": scratch,
             "spark.sql.warehouse.dir": str(Path(scratch) / "warehouse"),
             "spark.driver.extraJavaOptions": f"-Djava.io.tmpdir={scratch}",
@@ -179,13 +174,13 @@ def _normalized(table: pa.Table) -> pa.Table:
 
 def main() -> None:
     """Start Spark, say so, then serve requests until the parent closes standard input."""
-    master, memory_mb, scratch = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+    master, memory_mb, scratch, extra = sys.argv[1], int(sys.argv[2]), sys.argv[3], json.loads(sys.argv[4])
     requests = sys.stdin.buffer
     replies = os.fdopen(os.dup(1), "wb")
     # The JVM inherits descriptor 1: point it at standard error so nothing corrupts the protocol.
     os.dup2(2, 1)
     sys.stdout = sys.stderr
-    spark = _Spark(master, memory_mb, scratch)
+    spark = _Spark(master, memory_mb, scratch, extra)
     write_frame(replies, json.dumps({"ok": True, "ready": True}).encode())
     replies.flush()
     while (frame := read_frame(requests)) is not None:

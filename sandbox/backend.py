@@ -22,9 +22,10 @@ The Spark backend needs ``pip install veilbox[spark]`` and a Java 17 runtime.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any, Protocol
 
 import pyarrow as pa
@@ -40,6 +41,20 @@ BACKENDS = ("duckdb", "spark")
 """The engines a deployment can choose."""
 CONFIG_FILE = "backend.json"
 """The file in a working directory that chooses its engine."""
+SPARK_SETTINGS: Mapping[str, str] = MappingProxyType(
+    {
+        "spark.sql.ansi.enabled": "true",  # overflow and bad casts fail, as on DuckDB, never wrap
+        "spark.sql.session.timeZone": "UTC",
+        "spark.sql.catalogImplementation": "in-memory",  # no Hive metastore, nothing persists
+        "spark.sql.runSQLOnFiles": "false",  # no SELECT … FROM parquet.`/any/path`
+        "spark.sql.parquet.inferTimestampNTZ.enabled": "true",
+        "spark.ui.enabled": "false",
+        "spark.ui.showConsoleProgress": "false",
+        "spark.driver.bindAddress": "127.0.0.1",
+        "spark.driver.host": "127.0.0.1",
+    }
+)
+"""Settings every Spark worker runs with; ``spark_conf`` may add others, never change these."""
 
 
 @dataclass(frozen=True)
@@ -49,6 +64,8 @@ class BackendConfig:
     backend: str = "duckdb"
     spark_master: str = "local[2]"
     spark_datasets: frozenset[str] = field(default_factory=frozenset)
+    spark_conf: Mapping[str, str] = field(default_factory=dict)
+    """More Spark settings (executor memory, shuffle partitions …); never one of SPARK_SETTINGS."""
 
     def __post_init__(self) -> None:
         if self.backend not in BACKENDS:
@@ -60,6 +77,14 @@ class BackendConfig:
         except (CatalogError, TypeError):
             raise BackendError("spark_datasets must list dataset names") from None
         object.__setattr__(self, "spark_datasets", names)
+        conf = dict(self.spark_conf)
+        if not all(
+            isinstance(k, str) and k.startswith("spark.") and isinstance(v, str) for k, v in conf.items()
+        ):
+            raise BackendError("spark_conf maps Spark setting names (spark.…) to text values")
+        if fixed := sorted(set(conf) & set(SPARK_SETTINGS)):
+            raise BackendError(f"spark_conf may not change {', '.join(fixed)}: the enclave relies on them")
+        object.__setattr__(self, "spark_conf", MappingProxyType(conf))
 
     def engine_for(self, tables: Collection[str]) -> str:
         """The engine for a job reading ``tables``: Spark if it is the default or any table is sent there."""
@@ -71,20 +96,20 @@ class BackendConfig:
             "backend": self.backend,
             "spark_master": self.spark_master,
             "spark_datasets": sorted(self.spark_datasets),
+            "spark_conf": dict(self.spark_conf),
         }
 
     @classmethod
     def from_json(cls, data: object) -> BackendConfig:
         """Parse ``backend.json``'s object; BackendError if it is not one."""
-        keys = {"backend", "spark_master", "spark_datasets"}
+        keys = {"backend", "spark_master", "spark_datasets", "spark_conf"}
         if not isinstance(data, dict) or set(data) - keys:
             raise BackendError(f"{CONFIG_FILE} must be an object with keys among {', '.join(sorted(keys))}")
-        datasets = data.get("spark_datasets", [])
-        if not isinstance(datasets, list):
-            raise BackendError("spark_datasets must be a list of dataset names")
-        return cls(
-            str(data.get("backend", "duckdb")), str(data.get("spark_master", "local[2]")), frozenset(datasets)
-        )
+        datasets, conf = data.get("spark_datasets", []), data.get("spark_conf", {})
+        if not isinstance(datasets, list) or not isinstance(conf, dict):
+            raise BackendError("spark_datasets must be a list of dataset names, spark_conf an object")
+        master = str(data.get("spark_master", "local[2]"))
+        return cls(str(data.get("backend", "duckdb")), master, frozenset(datasets), conf)
 
 
 def load_config(root: Path) -> BackendConfig:

@@ -177,7 +177,7 @@ class Enclave:
 
             self._spark = SparkBackend(
                 self.paths.enclave,
-                self.backend_config.spark_master,
+                self.backend_config,
                 self._limits,
                 lambda name: self.catalog.get(name).content_hash,
             )
