@@ -28,8 +28,10 @@ bench-full: $(VENV)/.installed-dev
 # Confined Python jobs need bubblewrap; install it where we can (root with apt), otherwise
 # such jobs are refused and the tests that need it say they were skipped. The console's
 # browser tests drive Debian's chromium through chromium-driver (a CJK font makes their
-# screenshots of the Chinese pages legible); without them those tests are skipped.
+# screenshots of the Chinese pages legible); without them those tests are skipped. The
+# Spark backend needs a Java runtime; without one its engine tests are skipped.
 BROWSER_PACKAGES := chromium chromium-driver fonts-wqy-microhei
+JAVA_PACKAGES := openjdk-17-jre-headless
 sysdeps:
 	@command -v bwrap >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && \
 	  { apt-get install -y -qq bubblewrap >/dev/null 2>&1 || \
@@ -40,6 +42,10 @@ sysdeps:
 	  { apt-get install -y -qq $(BROWSER_PACKAGES) >/dev/null 2>&1 || \
 	    { apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq $(BROWSER_PACKAGES) >/dev/null 2>&1; }; }; } || \
 	  echo "chromium and chromium-driver are not available: the console's browser tests will be skipped"
+	@command -v java >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && \
+	  { apt-get install -y -qq $(JAVA_PACKAGES) >/dev/null 2>&1 || \
+	    { apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq $(JAVA_PACKAGES) >/dev/null 2>&1; }; }; } || \
+	  echo "java is not available: the Spark backend's tests will be skipped"
 
 $(VENV)/.created:
 	$(PYTHON) -m venv $(VENV)

@@ -35,6 +35,7 @@ from gateway.runner import Runner
 from ledger import PublicKey
 from ledger.bundle import verify_bundle
 from outbound_review import verify_release
+from sandbox.backend import BackendConfig, save_config
 from sandbox.city import CITY_COLUMNS, CITY_LEVELS, CITY_PROVIDERS
 from sandbox.enclave import Enclave
 from sandbox.ingest import IngestRequest, ingest
@@ -128,14 +129,19 @@ class Story:
         return response.json()
 
 
-def run(workdir: Path, rows: int, force: bool) -> None:
-    """Tell the whole story in ``workdir``."""
+def run(workdir: Path, rows: int, force: bool, backend: str = "duckdb") -> None:
+    """Tell the whole story in ``workdir``, its query jobs run by ``backend`` (duckdb or spark)."""
     console = Console(highlight=False, soft_wrap=True)
     _prepare(workdir, force)
     console.print(
         Panel.fit("Veilbox — raw data never leaves; every use is controlled and recorded", style="bold")
     )
     platform, auditor = workdir / "platform", workdir / "auditor"
+    if backend != "duckdb":
+        # The platform's working directory chooses its engine; every part of it opened later reads it.
+        config = BackendConfig(backend)
+        save_config(platform, config)
+        console.print(f"Query jobs run on Apache Spark ({config.spark_master}); datasets reach it as Parquet.")
     _ingest(platform, workdir / "city", auditor, rows, console)
     admin = _bootstrap(platform)
     runner = Runner.open(platform)
