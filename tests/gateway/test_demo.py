@@ -89,3 +89,10 @@ def test_demo_never_replaces_a_directory_it_did_not_make(tmp_path: Path) -> None
     assert result.exit_code != 0
     assert "not replacing it" in result.output
     assert (tmp_path / "precious.csv").exists()
+
+
+def test_demo_offers_spark_and_refuses_unknown_engines(tmp_path: Path) -> None:
+    assert "spark" in runner.invoke(app, ["demo", "--help"], env={"COLUMNS": "250"}).output
+    result = runner.invoke(app, ["demo", "--workdir", str(tmp_path / "demo"), "--backend", "presto"])
+    assert result.exit_code == 2 and "presto" in result.output
+    assert not (tmp_path / "demo").exists(), "nothing is made before the engine is known"
