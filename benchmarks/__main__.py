@@ -1,4 +1,6 @@
-"""Run the benchmarks: ``python -m benchmarks [--full | --smoke] [--only NAME…] [--out DIR] [--readme PATH]``.
+"""Run the benchmarks: ``python -m benchmarks [--full | --smoke] [--spark] [--only NAME…] [--out DIR]``.
+
+``--readme PATH`` names the README whose results table is refreshed (``--no-readme``: none).
 
 A benchmark module exposes ``run(options) -> list[Record]``; adding its ``run`` to
 ``BENCHMARKS`` is all it takes to join the suite, the result files and the README table.
@@ -33,7 +35,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     mode = "full" if args.full else "smoke" if args.smoke else "quick"
     out = args.out.resolve()
-    options = Options(mode=mode, seed=args.seed, scratch=out / "scratch")
+    options = Options(mode=mode, seed=args.seed, scratch=out / "scratch", spark=args.spark)
     started = time.perf_counter()
     records: list[Record] = []
     options.scratch.mkdir(parents=True, exist_ok=True)
@@ -64,6 +66,11 @@ def _parser() -> argparse.ArgumentParser:
         choices=list(BENCHMARKS),
         metavar="NAME",
         help=f"run only these: {', '.join(BENCHMARKS)}",
+    )
+    parser.add_argument(
+        "--spark",
+        action="store_true",
+        help="add the query benchmark's Spark (local mode) column; --full has it at 1M and 10M",
     )
     parser.add_argument("--out", type=Path, default=_HERE / "results", help="where latest.json/.md go")
     parser.add_argument("--seed", type=int, default=20260101, help="seed for generated entries and samples")

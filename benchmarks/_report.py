@@ -42,6 +42,8 @@ class Options:
     mode: str
     seed: int
     scratch: Path
+    spark: bool = False
+    """Add the query benchmark's Spark column in any mode (the full mode always has it)."""
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,9 @@ engines' order rotating from round to round:
   (``benchmarks._query_engines``): the floors;
 - Veilbox in-process (the job path and the review gate, no HTTP);
 - Veilbox through ``veilbox serve`` over HTTP (``benchmarks._query_http``);
-- SmartNoise SQL on its SQLite reader (``benchmarks._query_smartnoise``), in the first rounds.
+- SmartNoise SQL on its SQLite reader (``benchmarks._query_smartnoise``), in the first rounds;
+- in the full mode (or with ``--spark``), the bounded rewrite on Apache Spark in local mode
+  (``benchmarks._query_spark``) — one machine is not Spark's use case, and the notes say so.
 
 Each ratio is the median of per-round ratios between two engines of the same round
 (``benchmarks._query_report`` makes the records). Every answer is checked against the bounded
@@ -45,6 +47,7 @@ from benchmarks._query_report import (
 from benchmarks._query_set import EngineFailed, Exact, Prepared, cells_of, check_noisy, check_raw, exact_of
 from benchmarks._query_set import prepare as prepare_queries
 from benchmarks._query_smartnoise import SmartNoise, unavailable
+from benchmarks._query_spark import SparkColumn, spark_records, spark_unavailable
 from benchmarks._report import Options, Record, check, paired, progress
 
 
@@ -53,6 +56,7 @@ class _Size:
     residents: int
     rounds: int
     smartnoise_rounds: int
+    spark_rounds: int = 0
 
 
 @dataclass(frozen=True)
@@ -67,7 +71,15 @@ _MODES = {
     "quick": _Mode((_Size(100_000, 8, 3), _Size(1_000_000, 3, 2)), jobs=16),
     # SmartNoise's in-memory SQLite copy is not attempted for 10M residents and their ~57M
     # monthly rows on one machine, so the 10M size compares the DuckDB engines only.
-    "full": _Mode((_Size(100_000, 12, 4), _Size(1_000_000, 6, 3), _Size(10_000_000, 3, 0)), jobs=48),
+    # Spark (local mode) joins at 1M and 10M: see benchmarks._query_spark for what it measures.
+    "full": _Mode(
+        (
+            _Size(100_000, 12, 4),
+            _Size(1_000_000, 6, 3, spark_rounds=3),
+            _Size(10_000_000, 3, 0, spark_rounds=2),
+        ),
+        jobs=48,
+    ),
 }
 
 
@@ -166,11 +178,26 @@ def _measure_size(options: Options, size: _Size, jobs: int) -> list[Record]:
         runs = _rounds(engines, size)
         peaks = {IN_PROCESS: in_process.peaks, HTTP: platform.peaks}
         records = query_records(runs, engines.queries, size.residents, peaks, gap, explain=jobs > 0)
+        records += _spark(options, size, in_process, engines)
         if jobs:
             records.append(_fixed_overhead(engines, size))
             records += _throughput(engines, size.residents, jobs)
     shutil.rmtree(scratch)
     return records
+
+
+def _spark(options: Options, size: _Size, in_process: InProcess, engines: _Engines) -> list[Record]:
+    """The Spark column at this size, if the mode (or ``--spark``) asks for it."""
+    rounds = size.spark_rounds or (2 if options.spark else 0)
+    if not rounds:
+        return []
+    answered = [p for p in engines.queries if p.query.name in engines.exact]
+
+    def column() -> SparkColumn:
+        limits = limits_for(size.residents)
+        return SparkColumn(in_process.enclave, in_process.policy, answered, engines.floors, limits)
+
+    return spark_records(column, answered, engines.bounded, size.residents, rounds, spark_unavailable())
 
 
 def _rounds(engines: _Engines, size: _Size) -> Runs:

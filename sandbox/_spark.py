@@ -100,14 +100,19 @@ class SparkBackend:
         self, root: Path, config: BackendConfig, limits: Limits, content_hash: Callable[[str], str]
     ) -> None:
         """``root`` is the enclave directory; ``content_hash`` gives a dataset's registered hash."""
-        if importlib.util.find_spec("pyspark") is None:
-            raise BackendError("the Spark backend needs pyspark: pip install 'veilbox[spark]'")
-        if shutil.which("java", path=os.environ.get("PATH")) is None and "JAVA_HOME" not in os.environ:
-            raise BackendError("the Spark backend needs a Java 17 runtime (java on PATH or JAVA_HOME)")
+        self.check_runtime()
         self._exports, self._scratch = root / "spark", root / "spark-scratch"
         self._config, self._limits, self._content_hash = config, limits, content_hash
         self._pool: _SparkPool | None = None
         self._lock = threading.Lock()
+
+    @staticmethod
+    def check_runtime() -> None:
+        """BackendError unless pyspark and a Java runtime are installed here."""
+        if importlib.util.find_spec("pyspark") is None:
+            raise BackendError("the Spark backend needs pyspark: pip install 'veilbox[spark]'")
+        if shutil.which("java", path=os.environ.get("PATH")) is None and "JAVA_HOME" not in os.environ:
+            raise BackendError("the Spark backend needs a Java 17 runtime (java on PATH or JAVA_HOME)")
 
     def renderer(self, statement: exp.Select, policy: ScenarioPolicy) -> Renderer:
         return SparkRenderer.for_statement(statement, policy)
