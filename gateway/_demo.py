@@ -141,7 +141,9 @@ def run(workdir: Path, rows: int, force: bool, backend: str = "duckdb") -> None:
         # The platform's working directory chooses its engine; every part of it opened later reads it.
         config = BackendConfig(backend)
         save_config(platform, config)
-        console.print(f"Query jobs run on Apache Spark ({config.spark_master}); datasets reach it as Parquet.")
+        console.print(
+            f"Query jobs run on Apache Spark ({config.spark_master}); datasets reach it as Parquet."
+        )
     _ingest(platform, workdir / "city", auditor, rows, console)
     admin = _bootstrap(platform)
     runner = Runner.open(platform)

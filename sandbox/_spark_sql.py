@@ -30,7 +30,8 @@ from deid.dp import FIXED_POINT
 from sandbox._lineage import NODE_NUMBER
 from sandbox._render import Renderer, total_order, typed_kinds
 from sandbox._rules import Rule
-from sandbox.errors import UnsupportedOnBackend
+from sandbox._worker import redact
+from sandbox.errors import JobError, UnsupportedOnBackend
 from sandbox.policy import CheckedQuery, ScenarioPolicy
 
 SPARK_RULES: list[Rule] = [
@@ -401,12 +402,18 @@ _HANDLERS: dict[type[exp.Expr], Handler | None] = {
 
 
 def duckdb_names(sql: str, policy: ScenarioPolicy) -> list[str]:
-    """The names DuckDB gives ``sql``'s output columns, bound on empty tables (no data is read)."""
+    """The names DuckDB gives ``sql``'s output columns, bound on empty tables (no data is read).
+
+    JobError if DuckDB cannot bind it: the job would fail on DuckDB too.
+    """
     with duckdb.connect() as con:
         for name, dataset in policy.datasets.items():
             columns = ", ".join(f'"{c.name}" {c.type}' for c in dataset.columns)
             con.execute(f'CREATE TABLE "{name}" ({columns})')
-        return list(con.sql(sql).columns)
+        try:
+            return list(con.sql(sql).columns)
+        except duckdb.Error as exc:
+            raise JobError(f"{type(exc).__name__}: {redact(str(exc))}") from None
 
 
 def functions_in(sql: str) -> list[str]:

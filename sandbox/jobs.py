@@ -117,6 +117,8 @@ def _run_checked(enclave: Enclave, job: QueryJob, checked: CheckedQuery, trail: 
         sql = engine.render(checked, job.policy)
     except PolicyViolation as exc:
         return trail.refused(exc.reason, exc.rule, exc.fragment)
+    except JobError as exc:
+        return trail.failed(exc)
     trail.started()
     try:
         table = execute_checked(enclave, sql, checked.tables, job.policy.datasets, engine=engine)
@@ -192,6 +194,8 @@ def run_python(enclave: Enclave, job: PythonJob, *, bwrap: str | None = None) ->
             rendered[name] = (engine, engine.render(c, job.policy))
         except BackendError as exc:
             return trail.failed(JobError(str(exc)))
+        except JobError as exc:
+            return trail.failed(exc)
         except PolicyViolation as exc:
             return trail.refused(f"input {name!r}: {exc.reason}", exc.rule, exc.fragment)
     trail.started()
