@@ -7,6 +7,8 @@
         keys/master.key        the master key (pseudonyms, vault), mode 0600
         base.duckdb            an empty read-only database workers start from
         datasets/NAME.duckdb   one file per dataset, written once at ingestion
+        derived/NAME.sealed    a dataset derived for one operator (a PSI match), sealed under
+                               that operator's data key: never attached, opened per job
         vault.sqlite           the encrypted identifier vault
       catalog.sqlite           the resource catalog (schemas and tags, never values)
       budget.sqlite            privacy budgets and their charges
@@ -87,8 +89,16 @@ class Paths:
     def data_keys(self) -> Path:
         return self.root / "data-keys" / "keys.sqlite"
 
+    @property
+    def derived(self) -> Path:
+        return self.enclave / "derived"
+
     def dataset(self, name: str) -> Path:
         return self.datasets / f"{check_name('dataset', name)}.duckdb"
+
+    def derived_dataset(self, name: str) -> Path:
+        """The sealed file of a dataset derived for one operator (see :mod:`sandbox.derived`)."""
+        return self.derived / f"{check_name('dataset', name)}.sealed"
 
 
 class Enclave:
@@ -116,6 +126,7 @@ class Enclave:
         paths.root.mkdir(parents=True, exist_ok=True)
         paths.enclave.mkdir(mode=0o700, exist_ok=True)
         paths.datasets.mkdir(mode=0o700, exist_ok=True)
+        paths.derived.mkdir(mode=0o700, exist_ok=True)
         if not paths.base.exists():
             duckdb.connect(str(paths.base)).close()
         ledger = Ledger.open(paths.ledger, origin=origin)
@@ -153,8 +164,12 @@ class Enclave:
         return X25519PrivateKey.from_private_bytes(self.master.derive("inputs/x25519"))
 
     def attachments(self) -> tuple[list[tuple[str, Path]], str]:
-        """Every registered dataset's file, and a generation tag that changes when the set does."""
-        registered = self.catalog.list()
+        """Every registered dataset's file, and a generation tag that changes when the set does.
+
+        Datasets derived for one operator (``extra["derived"]``) are sealed, not DuckDB files:
+        workers never attach them; a job that reads one is handed it in memory.
+        """
+        registered = [d for d in self.catalog.list() if not d.extra.get("derived")]
         datasets = [(d.name, self.paths.dataset(d.name)) for d in registered]
         codes = ",".join(f"{d.name}:{d.registration_code}:{d.content_hash}" for d in registered)
         return datasets, hashlib.sha256(codes.encode()).hexdigest()[:16]

@@ -504,6 +504,7 @@ EN = MappingProxyType(
         "exit.jobs": "Jobs closed",
         "exit.results": "Results deleted",
         "exit.releases": "Released files deleted",
+        "exit.shredded": "Derived datasets crypto-shredded (files removed by the sweep)",
         "exit.pending_sweep": "Derived datasets awaiting the sweep",
         "exit.keys": "Data keys destroyed",
         "exit.retained": "Logs kept at least until",

@@ -472,6 +472,7 @@ ZH = MappingProxyType(
         "exit.jobs": "已关闭的作业",
         "exit.results": "已删除的结果",
         "exit.releases": "已删除的出域文件",
+        "exit.shredded": "已加密销毁的衍生数据集（文件由清理任务删除）",
         "exit.pending_sweep": "待清理的衍生数据集",
         "exit.keys": "已销毁的数据密钥",
         "exit.retained": "日志至少保存至",
