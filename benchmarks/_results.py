@@ -150,7 +150,7 @@ def render_markdown(payload: dict[str, Any]) -> str:
             f"| {r['name']} | {r['engine']} | {r['size']:,} | {median} "
             f"| {p95} | {r['runs']} | {_optional(r['ratio'], '{:.2f}×')} "
             f"| {_optional(r['ops_per_s'], '{:,.0f}')} | {r['target'] or ''} "
-            f"| {_MET[r['met']]} |"
+            f"| {_verdict(r)} |"
         )
         if r["note"]:
             notes.append(f"- **{r['name']}, {r['engine']}, {r['size']:,}**: {r['note']}")
@@ -180,6 +180,13 @@ def _provenance(runs: dict[str, dict[str, Any]]) -> list[str]:
     if len(parts_of) == 1:
         return list(parts_of)
     return [f"{line} Parts: {', '.join(parts)}." for line, parts in parts_of.items()]
+
+
+def _verdict(record: dict[str, Any]) -> str:
+    """Whether the row met its target; a measured row whose spread leaves it open is undecided."""
+    if record["target"] and record["met"] is None and record["runs"]:
+        return "undecided"
+    return _MET[record["met"]]
 
 
 def _duration(ms: float) -> str:

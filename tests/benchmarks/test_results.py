@@ -4,13 +4,16 @@ replaces only the parts measured again."""
 from __future__ import annotations
 
 import json
+import math
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from benchmarks.__main__ import BENCHMARKS
-from benchmarks._report import Options, Record
+from benchmarks._query_report import Target, judged, median_interval
+from benchmarks._report import Options, Record, measured
 from benchmarks._results import render_markdown, write_results
 
 ORDER = list(BENCHMARKS)
@@ -75,3 +78,32 @@ def test_committed_results_name_a_run_for_every_part_they_hold() -> None:
     payload = json.loads((results / "latest.json").read_text(encoding="utf-8"))
     assert {r["part"] for r in payload["records"]} <= set(payload["runs"]) <= set(BENCHMARKS)
     assert (results / "latest.md").read_text(encoding="utf-8") == render_markdown(payload)
+
+
+def test_a_target_is_judged_on_the_whole_interval_of_the_median() -> None:
+    base = [0.100] * 12
+    target = Target("≤ 15 ms over", lambda _, ms: ms <= 15.0)
+
+    def verdict(extra_ms: list[float]) -> bool | None:
+        seconds = [b + ms / 1000 for b, ms in zip(base, extra_ms, strict=True)]
+        return judged(measured("q", 1, "e", seconds), target, seconds, base).met
+
+    assert verdict([5.0 + i * 0.1 for i in range(12)]) is True
+    assert verdict([30.0 + i * 0.1 for i in range(12)]) is False
+    # Half the rounds far under, half far over: the median is anywhere between.
+    straddling = verdict([2.0] * 6 + [40.0] * 6)
+    assert straddling is None
+    seconds = [b + ms / 1000 for b, ms in zip(base, [2.0] * 6 + [40.0] * 6, strict=True)]
+    record = judged(measured("q", 1, "e", seconds), target, seconds, base)
+    assert record.target == "≤ 15 ms over" and "undecided" in (record.note or "")
+    markdown = render_markdown({"runs": {}, "records": [{**asdict(record), "part": "query"}]})
+    assert "| undecided |" in markdown
+
+
+def test_median_interval_has_the_confidence_it_claims() -> None:
+    for n in range(2, 60):
+        (low, high), confidence = median_interval(n)
+        assert 0 <= low <= n // 2 <= high < n and low + high == n - 1
+        outside = 2 * sum(math.comb(n, i) for i in range(low + 1)) / 2**n
+        assert confidence == pytest.approx(1 - outside)
+        assert confidence >= 0.9 or (low, high) == (0, n - 1)
