@@ -11,8 +11,8 @@ from typing import get_args
 from jinja2 import nodes
 
 from gateway import disclosure, jobs
-from gateway.console import i18n
-from gateway.console.pages import NAV, TEMPLATES
+from gateway.console import i18n, navigation
+from gateway.console.pages import TEMPLATES
 from gateway.control import Role, incidents, pricing, products, quality, revenue_share, webhooks
 from gateway.detection import RULES
 from outbound_review.queue import Decision
@@ -82,7 +82,7 @@ def test_every_label_a_page_asks_for_exists_and_every_label_is_asked_for() -> No
     code = [p.read_text(encoding="utf-8") for p in CONSOLE.glob("*.py") if not p.name.startswith("labels_")]
     wanted = {k for text in code for k in STATIC_KEY.findall(text) + FLASH_KEY.findall(text)}
     wanted |= {k for name in TEMPLATES.list_templates() for k in _template_keys(name)}
-    wanted |= {key for links in NAV.values() for _, key in links}
+    wanted |= {key for keys in navigation.PAGES.values() for key in keys} | set(navigation.SECTIONS)
     wanted |= {f"{prefix}.{value}" for prefix, values in DYNAMIC.items() for value in values}
     for lang, catalog in i18n.CATALOGS.items():
         assert not wanted - set(catalog), (lang, sorted(wanted - set(catalog)))
