@@ -1,6 +1,6 @@
-"""Run the benchmarks: ``python -m benchmarks [--full | --smoke] [--spark] [--only NAME…] [--out DIR]``.
+"""Run the benchmarks.
 
-``--readme PATH`` names the README whose results table is refreshed (``--no-readme``: none).
+``python -m benchmarks [--full | --smoke] [--spark] [--only NAME…] [--merge] [--out DIR] [--readme PATH]``.
 
 A benchmark module exposes ``run(options) -> list[Record]``; adding its ``run`` to
 ``BENCHMARKS`` is all it takes to join the suite, the result files and the README table.
@@ -15,7 +15,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from benchmarks import bench_disclosure, bench_ledger, bench_noise, bench_pii, bench_psi, bench_query
-from benchmarks._report import Options, Record, progress, update_readme, write_results
+from benchmarks._report import Options, Record, progress
+from benchmarks._results import update_readme, write_results
 
 # PSI first: deid.psi forks its shard workers only while this process has no other threads.
 BENCHMARKS: dict[str, Callable[[Options], list[Record]]] = {
@@ -37,15 +38,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     out = args.out.resolve()
     options = Options(mode=mode, seed=args.seed, scratch=out / "scratch", spark=args.spark)
     started = time.perf_counter()
-    records: list[Record] = []
+    records: list[tuple[str, Record]] = []
     options.scratch.mkdir(parents=True, exist_ok=True)
     try:
         for name, bench in BENCHMARKS.items():
             if not args.only or name in args.only:
-                records.extend(bench(options))
+                records.extend((name, record) for record in bench(options))
     finally:
         shutil.rmtree(options.scratch, ignore_errors=True)
-    markdown = write_results(out, options, records)
+    markdown = write_results(out, options, records, list(BENCHMARKS), merge=args.merge)
     if not args.no_readme:
         update_readme(args.readme, markdown)
     print(markdown)
@@ -71,6 +72,11 @@ def _parser() -> argparse.ArgumentParser:
         "--spark",
         action="store_true",
         help="add the query benchmark's Spark (local mode) column; --full has it at 1M and 10M",
+    )
+    parser.add_argument(
+        "--merge",
+        action="store_true",
+        help="replace only the parts run now in the existing latest.json, keeping the others' rows",
     )
     parser.add_argument("--out", type=Path, default=_HERE / "results", help="where latest.json/.md go")
     parser.add_argument("--seed", type=int, default=20260101, help="seed for generated entries and samples")

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import math
 import statistics
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
 from benchmarks._query_data import WORKERS
@@ -23,6 +24,9 @@ FIXED_OVERHEAD_MS = 10.0
 _FLOOR_RATIO = 1.5
 _HTTP_OVERHEAD_MS = 15.0
 _SMARTNOISE_SPEEDUP = 20.0
+_CONFIDENCE = 0.9
+"""A target is judged met or missed only if the median's interval at this confidence lies
+wholly on one side of it; otherwise the machine's spread leaves it undecided."""
 
 
 @dataclass
@@ -45,9 +49,11 @@ class Runs:
 
 
 @dataclass(frozen=True)
-class _Target:
+class Target:
+    """A paired target: its text, and whether a per-round ratio and difference (ms) meet it."""
+
     text: str
-    met: Callable[[float, float], bool]  # given the median ratio and the median overhead in ms
+    met: Callable[[float, float], bool]
 
 
 def query_records(
@@ -75,22 +81,22 @@ def _records_of(
     explain: bool,
 ) -> list[Record]:
     if residents >= TARGET_SIZE:
-        in_process = _Target(f"≤ {_FLOOR_RATIO}× bounded DuckDB", lambda ratio, _: ratio <= _FLOOR_RATIO)
+        in_process = Target(f"≤ {_FLOOR_RATIO}× bounded DuckDB", lambda ratio, _: ratio <= _FLOOR_RATIO)
     else:
-        in_process = _Target(
+        in_process = Target(
             f"≤ {FIXED_OVERHEAD_MS:.0f} ms over bounded DuckDB (p50)", lambda _, ms: ms <= FIXED_OVERHEAD_MS
         )
-    http = _Target(
+    http = Target(
         f"≤ {_HTTP_OVERHEAD_MS:.0f} ms over in-process (p50)", lambda _, ms: ms <= _HTTP_OVERHEAD_MS
     )
     smartnoise = None
     if residents == TARGET_SIZE:
-        smartnoise = _Target(
+        smartnoise = Target(
             f"Veilbox ≥ {_SMARTNOISE_SPEEDUP:.0f}× faster", lambda ratio, _: ratio >= _SMARTNOISE_SPEEDUP
         )
 
     def versus(
-        engine: str, baseline: str | None, target: _Target | None, describe: Callable[[float, float], str]
+        engine: str, baseline: str | None, target: Target | None, describe: Callable[[float, float], str]
     ) -> Record:
         record = _versus(runs, name, residents, engine, baseline, target, describe)
         intro = _INTRODUCTIONS[engine] if explain else ""
@@ -135,16 +141,15 @@ def fixed_overhead_record(
 ) -> Record:
     """The cheapest query repeated in-process, paired with bounded DuckDB: the fixed cost per query."""
     ratio, overhead_ms = _ratio(veilbox, bounded), _overhead_ms(veilbox, bounded)
-    return measured(
+    target = Target(
+        f"≤ {FIXED_OVERHEAD_MS:.0f} ms over bounded DuckDB (p50)", lambda _, ms: ms <= FIXED_OVERHEAD_MS
+    )
+    record = measured(
         f"{prepared.query.name}, repeated",
         residents,
         f"{IN_PROCESS}, warm workers",
         veilbox,
         ratio=ratio,
-        target=(
-            f"≤ {FIXED_OVERHEAD_MS:.0f} ms over bounded DuckDB (p50)",
-            lambda _: overhead_ms <= FIXED_OVERHEAD_MS,
-        ),
         note=(
             f"the cheapest query of the set, alone, paired with bounded DuckDB: {overhead_ms:+.1f} ms "
             "(median of per-round differences) is the fixed cost per query. A worker's engine attaches "
@@ -152,6 +157,7 @@ def fixed_overhead_record(
             "the same fixed cost."
         ),
     )
+    return judged(record, target, veilbox, bounded)
 
 
 def throughput_record(residents: int, clients: int, latencies: list[float], wall_s: float) -> Record:
@@ -177,7 +183,7 @@ def _versus(
     residents: int,
     engine: str,
     baseline: str | None,
-    target: _Target | None,
+    target: Target | None,
     describe: Callable[[float, float], str],
 ) -> Record:
     """``engine``'s record on ``name``, its ratio and target taken against ``baseline`` on the same rounds."""
@@ -192,15 +198,49 @@ def _versus(
         return measured(name, residents, engine, seconds, note=why.strip() or None)
     base = base[: len(seconds)]
     ratio, overhead_ms = _ratio(seconds, base), _overhead_ms(seconds, base)
-    return measured(
-        name,
-        residents,
-        engine,
-        seconds,
-        ratio=ratio,
-        target=None if target is None else (target.text, lambda _: target.met(ratio, overhead_ms)),
-        note=describe(ratio, overhead_ms) or None,
+    record = measured(
+        name, residents, engine, seconds, ratio=ratio, note=describe(ratio, overhead_ms) or None
     )
+    return record if target is None else judged(record, target, seconds, base)
+
+
+def judged(record: Record, target: Target, seconds: Sequence[float], base: Sequence[float]) -> Record:
+    """``record`` with ``target`` judged on the interval of the median per-round ratio and
+    difference: met or missed only when the whole interval is, else undecided (``met`` None)."""
+    ratios = sorted(x / y for x, y in zip(seconds, base, strict=True))
+    diffs = sorted((x - y) * 1000 for x, y in zip(seconds, base, strict=True))
+    (low, high), confidence = median_interval(len(diffs))
+    verdicts = {target.met(ratios[low], diffs[low]), target.met(ratios[high], diffs[high])}
+    met = verdicts.pop() if len(verdicts) == 1 else None
+    why = (
+        f"Target undecided: over {len(diffs)} rounds the median's {confidence:.0%} interval is "
+        f"×{ratios[low]:.2f} to ×{ratios[high]:.2f}, {diffs[low]:+.1f} to {diffs[high]:+.1f} ms, "
+        "on both sides of it."
+        if met is None
+        else None
+    )
+    note = " ".join(filter(None, (record.note, why))) or None
+    return replace(record, target=target.text, met=met, note=note)
+
+
+def median_interval(n: int) -> tuple[tuple[int, int], float]:
+    """Positions (in sorted order) of a distribution-free interval for the median of ``n``
+    values, the narrowest with confidence ≥ ``_CONFIDENCE`` — or, when ``n`` is too small for
+    that, the whole range — and its confidence.
+
+    >>> median_interval(12)
+    ((2, 9), 0.961...)
+    >>> median_interval(3)
+    ((0, 2), 0.75)
+    """
+    best = (0, n - 1), 1 - 2 * 0.5**n
+    for k in range(1, n // 2):
+        # The median lies outside [x(k), x(n−1−k)] only if k or fewer values fall on one side.
+        confidence = 1 - 2 * sum(math.comb(n, i) for i in range(k + 1)) / 2**n
+        if confidence < _CONFIDENCE:
+            break
+        best = (k, n - 1 - k), confidence
+    return best
 
 
 def _ratio(a: list[float], b: list[float]) -> float:

@@ -1,38 +1,13 @@
-"""What every benchmark module shares: run options, records, paired timing and the result files."""
+"""What every benchmark module shares: run options, records, paired timing and checks."""
 
 from __future__ import annotations
 
-import json
 import math
-import os
-import platform
 import statistics
 import sys
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, replace
-from datetime import UTC, datetime
-from importlib import metadata
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
-
-README_START = "<!-- bench:start -->"
-README_END = "<!-- bench:end -->"
-
-# The libraries whose speed the benchmarks depend on, today or once their modules exist.
-_PACKAGES = (
-    "cryptography",
-    "duckdb",
-    "pyarrow",
-    "openmined-psi",
-    "opendp",
-    "diffprivlib",
-    "sqlglot",
-    "fastapi",
-    "uvicorn",
-    "smartnoise-sql",
-    "pandas",
-)
-_MET = {True: "yes", False: "no", None: ""}
 
 
 @dataclass(frozen=True)
@@ -152,120 +127,3 @@ def check(ok: bool, message: str) -> None:
 def progress(message: str) -> None:
     """Tell whoever runs the suite what is happening; results go to files, this goes to stderr."""
     print(message, file=sys.stderr, flush=True)
-
-
-# ----------------------------------------------------------------- the machine
-
-
-def machine(results_dir: Path) -> dict[str, Any]:
-    """What the numbers were measured on."""
-    memory = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    return {
-        "cores": os.cpu_count(),
-        "memory_gib": round(memory / 2**30, 1),
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "packages": {name: _version(name) for name in _PACKAGES},
-        "filesystem": _filesystem(results_dir),
-    }
-
-
-def _version(package: str) -> str | None:
-    try:
-        return metadata.version(package)
-    except metadata.PackageNotFoundError:
-        return None
-
-
-def _filesystem(path: Path) -> str | None:
-    """The type of the filesystem holding ``path``: fdatasync costs differ wildly between them."""
-    try:
-        mounts = Path("/proc/mounts").read_text(encoding="utf-8").splitlines()
-    except OSError:
-        return None
-    target = str(path.resolve())
-    best, fstype = "", None
-    for line in mounts:
-        fields = line.split()
-        if len(fields) < 3:
-            continue
-        point = fields[1].replace("\\040", " ")
-        inside = target == point or target.startswith(point.rstrip("/") + "/")
-        if inside and len(point) > len(best):
-            best, fstype = point, fields[2]
-    return fstype
-
-
-# ----------------------------------------------------------------- result files
-
-
-def write_results(out_dir: Path, options: Options, records: Sequence[Record]) -> str:
-    """Write latest.json and latest.md into ``out_dir``; return the markdown."""
-    payload: dict[str, Any] = {
-        "machine": machine(out_dir),
-        "mode": options.mode,
-        "seed": options.seed,
-        "date": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "records": [asdict(r) for r in records],
-    }
-    markdown = render_markdown(payload)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "latest.json").write_text(json.dumps(payload, indent=2, ensure_ascii=False) + "\n", "utf-8")
-    (out_dir / "latest.md").write_text(markdown, encoding="utf-8")
-    return markdown
-
-
-def render_markdown(payload: dict[str, Any]) -> str:
-    """The results as a table, the notes under it, and one line saying where and when."""
-    rows = [
-        "| benchmark | engine | size | median | p95 | runs | ratio | ops/s | target | met |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---|---|",
-    ]
-    notes = []
-    for r in payload["records"]:
-        median, p95 = (_duration(r["median_ms"]), _duration(r["p95_ms"])) if r["runs"] else ("not run", "")
-        rows.append(
-            f"| {r['name']} | {r['engine']} | {r['size']:,} | {median} "
-            f"| {p95} | {r['runs']} | {_optional(r['ratio'], '{:.2f}×')} "
-            f"| {_optional(r['ops_per_s'], '{:,.0f}')} | {r['target'] or ''} "
-            f"| {_MET[r['met']]} |"
-        )
-        if r["note"]:
-            notes.append(f"- **{r['name']}, {r['engine']}, {r['size']:,}**: {r['note']}")
-    m = payload["machine"]
-    where = (
-        f"Machine: {m['cores']} cores, {m['memory_gib']} GiB RAM, Python {m['python']}, "
-        f"{m['platform']}, results directory on {m['filesystem'] or 'an unknown filesystem'}. "
-        f"Mode: {payload['mode']}, seed {payload['seed']}, run {payload['date']}."
-    )
-    legend = (
-        "Times are per operation: one entry for appends, one whole log for verify_log, one proof for "
-        "proofs, one query (to its checked result) for the query path; ops/s counts entries, or jobs "
-        "for API throughput. A ratio is this row's time ÷ its paired baseline's (named in the notes), "
-        "the median over rounds run alternately in the same process. Sizes of the query path are "
-        "residents."
-    )
-    return "\n".join([*rows, "", where, "", legend, "", *notes]) + "\n"
-
-
-def _duration(ms: float) -> str:
-    if ms < 1:
-        return f"{ms * 1000:.1f} µs"
-    if ms < 1000:
-        return f"{ms:.2f} ms"
-    return f"{ms / 1000:.2f} s"
-
-
-def _optional(value: object, template: str) -> str:
-    return "" if value is None else template.format(value)
-
-
-def update_readme(readme: Path, markdown: str) -> None:
-    """Replace only the text between the README's bench markers with ``markdown``."""
-    text = readme.read_text(encoding="utf-8")
-    start = text.find(README_START)
-    end = text.find(README_END, start)
-    if start < 0 or end < 0:
-        raise ValueError(f"{readme} has no {README_START} … {README_END} block to fill")
-    head = text[: start + len(README_START)]
-    readme.write_text(f"{head}\n{markdown.strip()}\n{text[end:]}", encoding="utf-8")

@@ -190,6 +190,13 @@ def is_sealed(blob: bytes) -> bool:
     return blob.startswith(MAGIC)
 
 
+def sealed_by(blob: bytes) -> tuple[str, str]:
+    """The owner and key id (hex) a sealed blob names in its header, unverified until it opens;
+    DataKeyError if it is not a sealed blob."""
+    _, key_id, _, _, owner = _parse(blob)
+    return owner, key_id.hex()
+
+
 def _records(db: sqlite3.Connection, owner: str) -> list[KeyRecord]:
     rows = db.execute(
         "SELECT key_id, owner, fingerprint, created_at, destroyed_at, reason FROM data_keys "

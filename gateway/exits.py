@@ -3,10 +3,13 @@
 :func:`gateway.control.authorizations.revoke` closes permissions in one transaction. Here,
 after it, the API process withdraws the closed jobs from review and deletes their results;
 when the operator has exited (no authorization left in force) it also destroys the
-operator's data keys — every quarantined result and review copy it left, and every backup
-of them, becomes unreadable at once — and deletes its released artifacts. The enclave's
-own leftovers (datasets derived for its scenarios, PSI keys) are deleted by the job
-runner's sweep, which the report lists as pending.
+operator's data keys — every quarantined result and review copy it left, every dataset
+the enclave derived for it (PSI matches), and every backup of them, becomes unreadable at
+once — and deletes its released artifacts. The report lists those derived datasets as
+shredded; the job runner's sweep then deletes their unreadable files and catalog entries,
+and the PSI keys of closed jobs. An authorization that ends while the operator holds
+another leaves its key alive: the derived datasets of the scenarios it closed are listed
+as pending the sweep, which deletes them.
 
 Logs are kept: the ledger is never pruned, and the control plane keeps every job,
 scenario and decision record; the report states the date until which they are retained
@@ -33,6 +36,8 @@ from gateway.control.renewals import months_before
 from gateway.errors import NotFound
 from gateway.platform import Platform
 from ledger import canonical_json
+from sandbox.catalog import Dataset
+from sandbox.derived import is_derived
 
 RETENTION_MONTHS = 12
 """Logs outlive an exit by at least this long (the ledger itself is never pruned)."""
@@ -54,6 +59,7 @@ class ExitReport:
     jobs_closed: list[str]
     results_deleted: list[str]
     releases_deleted: list[str]
+    derived_datasets_shredded: list[str]
     derived_datasets_pending_sweep: list[str]
     data_keys_destroyed: list[dict[str, str]]
     logs_retained_until: str
@@ -83,6 +89,7 @@ def finish(
             for r in platform.keys.destroy(operator, actor=principal.user_id, reason=why)
         ]
         released = _delete_releases(platform, affected)
+    derived = _derived(platform, operator, summary)
     ended = platform.control.now()
     report = ExitReport(
         authorization_id=summary.authorization_id,
@@ -97,9 +104,8 @@ def finish(
         jobs_closed=list(summary.jobs_closed),
         results_deleted=affected,
         releases_deleted=released,
-        derived_datasets_pending_sweep=sorted(
-            d.name for d in platform.catalog.list() if d.extra.get("scenario") in summary.scenarios_closed
-        ),
+        derived_datasets_shredded=sorted(d.name for d in derived if summary.exited),
+        derived_datasets_pending_sweep=sorted(d.name for d in derived if not summary.exited),
         data_keys_destroyed=keys,
         logs_retained_until=_retained_until(ended).isoformat(),
         ledger_size_at_end=platform.ledger.size,
@@ -132,6 +138,18 @@ def report_of(platform: Platform, principal: Principal, authorization_id: str) -
             "G-STATE", f"authorization {authorization_id} has not ended: it has no exit report"
         ) from None
     return {"sha256": hashlib.sha256(document).hexdigest(), "report": json.loads(document)}
+
+
+def _derived(platform: Platform, operator_id: str, summary: ExitSummary) -> list[Dataset]:
+    """The datasets derived for the operator that this end concerns: every one on an exit
+    (its key is gone), else those of the scenarios it closed."""
+    return [
+        d
+        for d in platform.catalog.list()
+        if is_derived(d)
+        and d.extra.get("operator") == operator_id
+        and (summary.exited or d.extra.get("scenario") in summary.scenarios_closed)
+    ]
 
 
 def _operator_jobs(platform: Platform, operator_id: str) -> list[str]:

@@ -10,7 +10,8 @@ Two turns, each a run of the same job:
 2. *match* — once the operator's reply (its raw setup and response, computed on its own
    machine over its own list) is stored, the enclave reads it
    (:func:`sandbox.psi.enclave_client_match`), stores the matched records as a dataset of
-   the scenario (:func:`sandbox.derived.store_match`) and destroys the state. The job ends
+   the scenario, sealed under the operator's data key (:func:`sandbox.derived.store_match`),
+   and destroys the state. The job ends
    ``matched`` with the dataset's name; how many matched is in the ledger, not told to the
    operator — aggregate jobs over the dataset are reviewed like any other.
 """

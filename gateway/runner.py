@@ -29,7 +29,7 @@ from deid.seal import public_text
 from gateway import disclosure
 from gateway.answers import Answers
 from gateway.control import ControlPlane, control_url, rectification
-from gateway.control.identity import principal_of
+from gateway.control.authentication import principal_of
 from gateway.control.renewals import warn_expiring
 from gateway.control.scenarios import (
     Scenario,

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from gateway.control.identity import SignIn
+from gateway.control.authentication import SignIn
 from gateway.errors import GatewayError
 from ledger import Ledger
 from ledger.errors import LedgerError

@@ -3,8 +3,10 @@
 A revocation closes the operator's scenarios and jobs in the control plane at once, and the
 API deletes their quarantined and reviewed results; the enclave's own leftovers — the
 datasets derived for a closed scenario (PSI matches) and the PSI keys of closed jobs — are
-deleted here, by the runner, the one process that may touch the enclave. The ledger keeps
-every entry.
+deleted here, by the runner, the one process that may touch the enclave. A derived
+dataset of an operator that exited was crypto-shredded already (sealed under its data key,
+which the exit destroyed: see :mod:`sandbox.derived`); the sweep removes its unreadable
+file and its catalog entry. The ledger keeps every entry.
 """
 
 from __future__ import annotations
@@ -42,5 +44,6 @@ def sweep(enclave: Enclave, control: ControlPlane, actor: str) -> list[str]:
     deleted = sorted(name for name, scenario in derived.items() if scenario in closed)
     for name in deleted:
         enclave.catalog.unregister(name, actor, "its scenario was closed when the operator exited")
-        enclave.paths.dataset(name).unlink(missing_ok=True)
+        enclave.paths.derived_dataset(name).unlink(missing_ok=True)
+        enclave.paths.dataset(name).unlink(missing_ok=True)  # a match stored before matches were sealed
     return deleted

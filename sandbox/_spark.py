@@ -22,7 +22,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 import duckdb
@@ -129,7 +129,10 @@ class SparkBackend:
         generation: str,
         *,
         timeout_s: float | None = None,
+        tables: Mapping[str, pa.Table] | None = None,
     ) -> pa.Table:
+        if tables:  # the enclave sends such jobs to DuckDB; Spark would spill them to disk
+            raise JobError("datasets derived for one operator are read on DuckDB only, never on Spark")
         exported = [(name, self.export(name, path)) for name, path in datasets]
         return self.pool().run(sql, exported, generation, timeout_s=timeout_s)
 

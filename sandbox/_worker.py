@@ -1,8 +1,10 @@
 """A job worker process: runs checked SQL on a locked, read-only DuckDB and returns Arrow bytes.
 
 Started by :mod:`sandbox.pool` as ``python -m sandbox._worker``. It speaks a small framed
-protocol on its standard input and output: a request is a length-prefixed JSON object; a
-reply is a length-prefixed JSON header followed by a length-prefixed Arrow IPC stream.
+protocol on its standard input and output: a request is a length-prefixed JSON object,
+followed by one length-prefixed Arrow IPC stream per name in its ``tables`` (the in-memory
+tables of that one job); a reply is a length-prefixed JSON header followed by a
+length-prefixed Arrow IPC stream.
 Nothing is pickled, so a compromised worker cannot make the parent run code. Every header
 carries ``cpu_s``, the CPU time (all the engine's threads) the request took, for metering.
 
@@ -12,13 +14,17 @@ Defence in depth, each layer able to stop an escape on its own:
   ``enable_external_access=false`` (no files, no network, no ATTACH/COPY), no extension
   auto-install or auto-load, no spilling to disk, a memory limit and thread count, and
   ``lock_configuration=true`` so no job can change any of it;
-- each job runs on its own cursor, so temporary objects die with it;
+- each job runs on its own cursor, so temporary objects die with it; the in-memory tables a
+  job is handed (datasets derived for one operator, which are never attached) are
+  registered on that cursor alone and unregistered after it, so neither another job nor
+  the warm engine itself ever sees them, and nothing of them is written to disk;
 - the process: address-space, CPU-time, open-file and file-size limits, and the parent
   kills it if it overruns its wall time.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -33,6 +39,7 @@ import duckdb
 import pyarrow as pa
 
 FRAME_LENGTH = struct.Struct("<Q")
+_TABLE_NAME_RE = re.compile(r"[a-z][a-z0-9_]{0,62}\Z")
 # Engine messages can quote the data they choked on (e.g. a failed cast); the submitter
 # sees them with literals replaced.
 _LITERAL_RE = re.compile(r"'[^']*'|\"[^\"]*\"|\b\d[\d.,eE+-]*\b")
@@ -53,6 +60,15 @@ def read_frame(stream: BinaryIO) -> bytes | None:
 def write_frame(stream: BinaryIO, data: bytes) -> None:
     stream.write(FRAME_LENGTH.pack(len(data)))
     stream.write(data)
+
+
+def arrow_stream(table: pa.Table) -> bytes:
+    """``table`` as one Arrow IPC stream."""
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, table.schema) as writer:
+        writer.write_table(table)
+    data: bytes = sink.getvalue().to_pybytes()
+    return data
 
 
 def redact(message: str) -> str:
@@ -107,15 +123,19 @@ def _quote(path: str) -> str:
     return path
 
 
-def _run(engine: _Engine, request: dict[str, Any]) -> tuple[dict[str, Any], bytes]:
+def _run(engine: _Engine, request: dict[str, Any], tables: dict[str, bytes]) -> tuple[dict[str, Any], bytes]:
     """Run one request; every reply header says how much CPU time the request took here."""
     before = _cpu_used()
-    header, payload = _execute(engine, request, before)
+    header, payload = _execute(engine, request, tables, before)
     header["cpu_s"] = round(_cpu_used() - before, 6)
     return header, payload
 
 
-def _execute(engine: _Engine, request: dict[str, Any], cpu_before: float) -> tuple[dict[str, Any], bytes]:
+def _execute(
+    engine: _Engine, request: dict[str, Any], tables: dict[str, bytes], cpu_before: float
+) -> tuple[dict[str, Any], bytes]:
+    if any(not _TABLE_NAME_RE.match(name) for name in tables):
+        return {"ok": False, "kind": "internal", "message": "an in-memory table has an unusable name"}, b""
     soft_cpu = int(cpu_before + float(request["cpu_s"])) + 1
     _, hard_cpu = resource.getrlimit(resource.RLIMIT_CPU)
     resource.setrlimit(resource.RLIMIT_CPU, (soft_cpu, hard_cpu))
@@ -131,6 +151,8 @@ def _execute(engine: _Engine, request: dict[str, Any], cpu_before: float) -> tup
     timer = threading.Timer(float(request["timeout_s"]), cur.interrupt)
     timer.start()
     try:
+        for name, data in tables.items():
+            cur.register(name, pa.ipc.open_stream(data).read_all())
         relation = cur.sql(request["sql"])
         table = relation.to_arrow_table() if relation is not None else None
     except duckdb.InterruptException:
@@ -145,13 +167,13 @@ def _execute(engine: _Engine, request: dict[str, Any], cpu_before: float) -> tup
         return {"ok": False, "kind": "engine", "message": f"{type(exc).__name__}: {redact(str(exc))}"}, b""
     finally:
         timer.cancel()
+        for name in tables:
+            with contextlib.suppress(duckdb.Error):
+                cur.unregister(name)
         cur.close()
     if table is None:
         return {"ok": False, "kind": "engine", "message": "the statement returned no result set"}, b""
-    sink = pa.BufferOutputStream()
-    with pa.ipc.new_stream(sink, table.schema) as writer:
-        writer.write_table(table)
-    payload = sink.getvalue().to_pybytes()
+    payload = arrow_stream(table)
     if len(payload) > int(request["max_result_bytes"]):
         return {
             "ok": False,
@@ -160,6 +182,17 @@ def _execute(engine: _Engine, request: dict[str, Any], cpu_before: float) -> tup
         }, b""
     elapsed = (time.perf_counter() - started) * 1000
     return {"ok": True, "rows": table.num_rows, "elapsed_ms": round(elapsed, 3)}, payload
+
+
+def _read_tables(stream: BinaryIO, names: list[str]) -> dict[str, bytes] | None:
+    """The Arrow IPC frames that follow a request, one per name; None at end of stream."""
+    tables: dict[str, bytes] = {}
+    for name in names:
+        data = read_frame(stream)
+        if data is None:
+            return None
+        tables[str(name)] = data
+    return tables
 
 
 def _cpu_used() -> float:
@@ -188,7 +221,11 @@ def main() -> None:
     engine = _Engine(base, memory_mb, threads)
     while (frame := read_frame(requests)) is not None:
         try:
-            header, payload = _run(engine, json.loads(frame))
+            request = json.loads(frame)
+            tables = _read_tables(requests, request.get("tables") or [])
+            if tables is None:
+                return  # the parent closed the pipe mid-request
+            header, payload = _run(engine, request, tables)
         except Exception as exc:  # a bug here must fail the job, not kill the worker silently
             header, payload = {"ok": False, "kind": "internal", "message": type(exc).__name__}, b""
         write_frame(replies, json.dumps(header).encode())

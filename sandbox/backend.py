@@ -14,7 +14,8 @@ With ``"backend": "spark"`` every aggregate query job (plain, DP, its disclosure
 inputs of Python jobs) runs on Spark; ``spark_datasets`` instead sends only the jobs that read
 one of those datasets there. ``spark_master`` is Spark's master URL: ``local[N]`` runs Spark
 inside the worker process, a cluster URL (``spark://host:7077``) in production. Verification,
-record-level products and model feature queries stay on DuckDB, which every enclave keeps.
+record-level products, model feature queries and every job reading a dataset derived for one
+operator (sealed, handed to a worker in memory only) stay on DuckDB, which every enclave keeps.
 
 The Spark backend needs ``pip install veilbox[spark]`` and a Java 17 runtime.
 """
@@ -150,8 +151,12 @@ class Backend(Protocol):
         generation: str,
         *,
         timeout_s: float | None = None,
+        tables: Mapping[str, pa.Table] | None = None,
     ) -> pa.Table:
-        """Run ``sql`` over ``datasets`` (name, enclave file); JobError subclasses on failure."""
+        """Run ``sql`` over ``datasets`` (name, enclave file) and ``tables`` handed over in memory.
+
+        JobError subclasses on failure.
+        """
         ...
 
     def close(self) -> None:
@@ -180,8 +185,9 @@ class DuckDBBackend:
         generation: str,
         *,
         timeout_s: float | None = None,
+        tables: Mapping[str, pa.Table] | None = None,
     ) -> pa.Table:
-        return self._pool().run(sql, datasets, generation, timeout_s=timeout_s)
+        return self._pool().run(sql, datasets, generation, timeout_s=timeout_s, tables=tables)
 
     def close(self) -> None:
         """The pool belongs to the enclave, which stops it."""

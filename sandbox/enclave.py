@@ -7,6 +7,8 @@
         keys/master.key        the master key (pseudonyms, vault), mode 0600
         base.duckdb            an empty read-only database workers start from
         datasets/NAME.duckdb   one file per dataset, written once at ingestion
+        derived/NAME.sealed    a dataset derived for one operator (a PSI match), sealed under
+                               that operator's data key: never attached, opened per job
         vault.sqlite           the encrypted identifier vault
       catalog.sqlite           the resource catalog (schemas and tags, never values)
       budget.sqlite            privacy budgets and their charges
@@ -93,8 +95,16 @@ class Paths:
     def data_keys(self) -> Path:
         return self.root / "data-keys" / "keys.sqlite"
 
+    @property
+    def derived(self) -> Path:
+        return self.enclave / "derived"
+
     def dataset(self, name: str) -> Path:
         return self.datasets / f"{check_name('dataset', name)}.duckdb"
+
+    def derived_dataset(self, name: str) -> Path:
+        """The sealed file of a dataset derived for one operator (see :mod:`sandbox.derived`)."""
+        return self.derived / f"{check_name('dataset', name)}.sealed"
 
 
 class Enclave:
@@ -143,6 +153,7 @@ class Enclave:
         paths.root.mkdir(parents=True, exist_ok=True)
         paths.enclave.mkdir(mode=0o700, exist_ok=True)
         paths.datasets.mkdir(mode=0o700, exist_ok=True)
+        paths.derived.mkdir(mode=0o700, exist_ok=True)
         if not paths.base.exists():
             duckdb.connect(str(paths.base)).close()
         ledger = Ledger.open(paths.ledger, origin=origin)
@@ -184,8 +195,16 @@ class Enclave:
         return self._spark
 
     def engine_for(self, tables: Collection[str]) -> Backend:
-        """The engine that runs an aggregate query job reading ``tables``, as configured."""
-        return self.spark if self.backend_config.engine_for(tables) == "spark" else self.duckdb
+        """The engine that runs an aggregate query job reading ``tables``, as configured.
+
+        A job reading a dataset derived for one operator runs on DuckDB whatever the
+        configuration: such a dataset is handed to a worker in memory only, and Spark would
+        write it to its shuffle files.
+        """
+        if self.backend_config.engine_for(tables) == "duckdb":
+            return self.duckdb
+        derived = {d.name for d in self.catalog.list() if d.extra.get("derived")}
+        return self.duckdb if derived & set(tables) else self.spark
 
     @property
     def release_key_name(self) -> str:
@@ -205,8 +224,12 @@ class Enclave:
         return X25519PrivateKey.from_private_bytes(self.master.derive("inputs/x25519"))
 
     def attachments(self) -> tuple[list[tuple[str, Path]], str]:
-        """Every registered dataset's file, and a generation tag that changes when the set does."""
-        registered = self.catalog.list()
+        """Every registered dataset's file, and a generation tag that changes when the set does.
+
+        Datasets derived for one operator (``extra["derived"]``) are sealed, not DuckDB files:
+        workers never attach them; a job that reads one is handed it in memory.
+        """
+        registered = [d for d in self.catalog.list() if not d.extra.get("derived")]
         datasets = [(d.name, self.paths.dataset(d.name)) for d in registered]
         codes = ",".join(f"{d.name}:{d.registration_code}:{d.content_hash}" for d in registered)
         return datasets, hashlib.sha256(codes.encode()).hexdigest()[:16]

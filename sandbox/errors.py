@@ -10,7 +10,8 @@
         ├── IngestError         a file cannot be ingested; nothing was stored
         ├── JobError            a job failed while running; the worker pool survives
         │   ├── JobTimeout      it ran past its wall-time limit
-        │   └── JobResourceError it ran past its memory or CPU limit
+        │   ├── JobResourceError it ran past its memory or CPU limit
+        │   └── JobRefused      refused as it ran (rule id): data it reads was shredded or is damaged
         ├── ConfinementError    a confined (Python) job cannot run safely here, so it is refused
         ├── BackendError        the configured query engine is unusable (bad backend.json, no pyspark or Java)
         └── VerificationError   a verification template, parameter, subject or rate limit is unusable
@@ -66,6 +67,18 @@ class JobTimeout(JobError):
 
 class JobResourceError(JobError):
     """A job ran past its memory or CPU limit."""
+
+
+class JobRefused(JobError):
+    """A job passed its policy check but is refused when its data is opened, before the engine
+    reads any of it: a dataset it reads was crypto-shredded or fails its integrity check.
+
+    ``rule`` is the stable id of the refusal (e.g. ``D-SHREDDED``); jobs record it as refused.
+    """
+
+    def __init__(self, rule: str, message: str) -> None:
+        self.rule = rule
+        super().__init__(message)
 
 
 class ConfinementError(SandboxError):

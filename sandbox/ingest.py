@@ -33,7 +33,7 @@ from deid.anonymize import Operator, TextAnonymizer
 from deid.classify import ColumnReport, classify_table
 from deid.errors import DeidError
 from deid.pseudonym import distinct_values
-from sandbox._worker import redact
+from sandbox._worker import arrow_stream, redact
 from sandbox.catalog import Column, Dataset, Tag, check_name
 from sandbox.enclave import Enclave
 from sandbox.errors import CatalogError, IngestError
@@ -355,7 +355,4 @@ def unique_identifiers(table: pa.Table, columns: Sequence[Column]) -> tuple[str,
 
 def content_hash_of(table: pa.Table) -> str:
     """The SHA-256 of the table's Arrow IPC stream: the content hash the catalog records."""
-    sink = pa.BufferOutputStream()
-    with pa.ipc.new_stream(sink, table.schema) as writer:
-        writer.write_table(table.combine_chunks())
-    return hashlib.sha256(sink.getvalue().to_pybytes()).hexdigest()
+    return hashlib.sha256(arrow_stream(table.combine_chunks())).hexdigest()

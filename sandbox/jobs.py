@@ -26,9 +26,10 @@ from deid.budget import BudgetExceeded, Spend
 from sandbox import dp, evidence, usage
 from sandbox.backend import Backend
 from sandbox.confine import ConfinedLimits, run_confined
+from sandbox.derived import open_derived
 from sandbox.dp import DpConfig
 from sandbox.enclave import Enclave
-from sandbox.errors import BackendError, ConfinementError, JobError, PolicyViolation
+from sandbox.errors import BackendError, ConfinementError, JobError, JobRefused, PolicyViolation
 from sandbox.policy import CheckedQuery, ScenarioPolicy, check_query
 from sandbox.quarantine import QuarantinedResult
 
@@ -250,16 +251,21 @@ def execute_checked(
     The worker attaches ``scope`` (the scenario's datasets, which must hold ``tables``) or
     else only ``tables``. The policy has already confined the query to its own tables; an
     engine holding the scenario's whole scope stays warm across the scenario's jobs and
-    still holds nothing the scenario may not read. The tables read are noted for metering
-    (:mod:`sandbox.usage`). ``sql`` must be written for ``engine`` (see :mod:`sandbox.backend`).
+    still holds nothing the scenario may not read. A derived dataset among ``tables`` is
+    opened here with its operator's data key and handed to the worker in memory for this
+    job alone (:mod:`sandbox.derived`; JobRefused if it was shredded or is damaged). The
+    tables read are noted for metering (:mod:`sandbox.usage`). ``sql`` must be written for
+    ``engine`` (see :mod:`sandbox.backend`).
     """
     attach = frozenset(tables if scope is None else scope)
     if not tables <= attach:
         raise JobError(f"the job reads {sorted(tables - attach)}, outside its scenario's datasets")
+    in_memory = open_derived(enclave, tables)
     usage.note_tables(tables)
     datasets, generation = enclave.attachments()
     scoped = [(name, path) for name, path in datasets if name in attach]
-    return (engine or enclave.duckdb).run(sql, scoped, f"{generation}:{','.join(sorted(attach))}")
+    generation = f"{generation}:{','.join(sorted(attach))}"
+    return (engine or enclave.duckdb).run(sql, scoped, generation, tables=in_memory)
 
 
 class JobTrail:
@@ -282,6 +288,8 @@ class JobTrail:
         return JobOutcome(self.job_id, "refused", reason, rule, ledger_index=index)
 
     def failed(self, exc: JobError) -> JobOutcome:
+        if isinstance(exc, JobRefused):  # its data could not be opened: refused under the rule
+            return self.refused(str(exc), exc.rule, "")
         index = self._record("job.failed", {"error": type(exc).__name__, "reason": str(exc)})
         return JobOutcome(self.job_id, "failed", str(exc), ledger_index=index)
 

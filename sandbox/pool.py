@@ -19,14 +19,14 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
 
 from sandbox import usage
-from sandbox._worker import FRAME_LENGTH, write_frame
+from sandbox._worker import FRAME_LENGTH, arrow_stream, write_frame
 from sandbox.errors import JobError, JobResourceError, JobTimeout
 from sandbox.limits import Limits
 
@@ -45,9 +45,13 @@ class _Worker:
             env=_worker_env(),
         )  # fmt: skip
 
-    def call(self, request: dict[str, Any], deadline: float) -> tuple[dict[str, Any], bytes]:
+    def call(
+        self, request: dict[str, Any], deadline: float, tables: Sequence[bytes] = ()
+    ) -> tuple[dict[str, Any], bytes]:
         assert self.process.stdin is not None and self.process.stdout is not None
         write_frame(self.process.stdin, json.dumps(request).encode())  # type: ignore[arg-type]
+        for table in tables:  # one Arrow IPC frame per name in request["tables"], in order
+            write_frame(self.process.stdin, table)  # type: ignore[arg-type]
         self.process.stdin.flush()
         header = self._read(deadline)
         payload = self._read(deadline)
@@ -112,14 +116,21 @@ class WorkerPool:
         generation: str,
         *,
         timeout_s: float | None = None,
+        tables: Mapping[str, pa.Table] | None = None,
     ) -> pa.Table:
         """Run ``sql`` with ``datasets`` attached; returns the result table (for the enclave only).
+
+        ``tables`` are handed to the worker in memory (Arrow IPC over its pipe) and exist
+        under their names for this one query only: never written to disk, never attached to
+        the engine that later jobs share.
 
         Raises JobTimeout, JobResourceError or JobError with a reason the submitter can read.
         """
         if self._closed:
             raise JobError("the worker pool is closed")
         timeout = self.limits.timeout_s if timeout_s is None else timeout_s
+        in_memory = dict(tables or {})
+        names = sorted(in_memory)
         request = {
             "sql": sql,
             "datasets": [[name, str(path)] for name, path in datasets],
@@ -127,10 +138,12 @@ class WorkerPool:
             "timeout_s": timeout,
             "cpu_s": self.limits.cpu_s,
             "max_result_bytes": self.limits.max_result_bytes,
+            "tables": names,
         }
+        frames = [arrow_stream(in_memory[name]) for name in names]
         worker = self._idle.get()
         try:
-            header, payload = worker.call(request, time.monotonic() + timeout + _GRACE_S)
+            header, payload = worker.call(request, time.monotonic() + timeout + _GRACE_S, frames)
         except TimeoutError:
             self._replace(worker)
             raise JobTimeout(f"the job ran past its {timeout} s limit and its worker was stopped") from None

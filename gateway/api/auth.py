@@ -11,7 +11,7 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from gateway.control import Principal
-from gateway.control.identity import sign_in
+from gateway.control.authentication import sign_in
 from gateway.errors import Unauthenticated
 from gateway.platform import Platform
 

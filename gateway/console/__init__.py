@@ -17,7 +17,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from urllib.parse import urlencode
 
-from fastapi import FastAPI, Request, Response
+from fastapi import APIRouter, FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import RedirectResponse
 from fastapi.staticfiles import StaticFiles
@@ -48,7 +48,7 @@ from gateway.console.verifying import Verifications
 from gateway.errors import Forbidden, NotFound, Unauthenticated
 from ledger.errors import VeilboxError
 
-__all__ = ["CSP", "FORM_MEDIA", "PREFIX", "install", "serves"]
+__all__ = ["CSP", "FORM_MEDIA", "PREFIX", "ROUTERS", "install", "serves"]
 
 FORM_MEDIA = "application/x-www-form-urlencoded"
 """The only body the console accepts: its forms' posts."""
@@ -65,20 +65,8 @@ HEADERS = {
     "Cross-Origin-Resource-Policy": "same-origin",
     "Permissions-Policy": "camera=(), microphone=(), geolocation=(), payment=()",
 }
-_log = logging.getLogger("veilbox.gateway")
-
-
-def serves(path: str) -> bool:
-    """Whether ``path`` is the console's."""
-    return path == PREFIX or path.startswith(PREFIX + "/")
-
-
-def install(app: FastAPI) -> None:
-    """Mount the console on ``app`` at :data:`PREFIX`, sharing its state (the platform)."""
-    console = FastAPI(openapi_url=None, docs_url=None, redoc_url=None)
-    # The same State object: the pages reach the platform the app's lifespan opens.
-    console.state = app.state
-    app.state.console = ConsoleState(SessionStore(), csrf.LoginGuard(), Verifications())
+ROUTERS: tuple[APIRouter, ...] = tuple(
+    module.router
     for module in (
         account,
         reviewer,
@@ -94,8 +82,25 @@ def install(app: FastAPI) -> None:
         renewals,
         revenue,
         webhooks,
-    ):
-        console.include_router(module.router)
+    )
+)
+"""Every route of the console, by the module that serves it."""
+_log = logging.getLogger("veilbox.gateway")
+
+
+def serves(path: str) -> bool:
+    """Whether ``path`` is the console's."""
+    return path == PREFIX or path.startswith(PREFIX + "/")
+
+
+def install(app: FastAPI) -> None:
+    """Mount the console on ``app`` at :data:`PREFIX`, sharing its state (the platform)."""
+    console = FastAPI(openapi_url=None, docs_url=None, redoc_url=None)
+    # The same State object: the pages reach the platform the app's lifespan opens.
+    console.state = app.state
+    app.state.console = ConsoleState(SessionStore(), csrf.LoginGuard(), Verifications())
+    for router in ROUTERS:
+        console.include_router(router)
     console.mount("/static", StaticFiles(packages=[("gateway.console", "static")]), name="static")
     _handle_errors(console)
 

@@ -1,7 +1,7 @@
 """Who is looking at a console page, and whether a form post may act for them.
 
 :func:`viewer` turns the session cookie into a :class:`Viewer` on every request, putting
-the stored token through the same :func:`~gateway.control.identity.authenticate` as the
+the stored token through the same :func:`~gateway.control.authentication.authenticate` as the
 API, so a revoked token or a deactivated user ends the session at once. :func:`posted`
 adds the CSRF checks every form post must pass before any service is called.
 """
@@ -19,7 +19,7 @@ from gateway.console import csrf
 from gateway.console.session import Session, SessionStore
 from gateway.console.verifying import Verifications
 from gateway.control import Principal
-from gateway.control.identity import authenticate
+from gateway.control.authentication import authenticate
 from gateway.errors import Unauthenticated
 from gateway.platform import Platform
 

@@ -17,7 +17,7 @@ from gateway.api.problems import record_denial
 from gateway.console import csrf, i18n
 from gateway.console.access import COOKIE, PREFIX, SIGNIN_COOKIE, Post, Signed, platform, state
 from gateway.console.pages import render
-from gateway.control.identity import authenticate
+from gateway.control.authentication import authenticate
 from gateway.errors import Unauthenticated
 
 router = APIRouter(include_in_schema=False)

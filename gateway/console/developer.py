@@ -15,7 +15,7 @@ from gateway import datasets, jobs, releases, specs
 from gateway.console import forms
 from gateway.console.access import PREFIX, Post, Signed, Viewer
 from gateway.console.pages import render
-from gateway.control import Role, scenarios
+from gateway.control import Role, identity, scenarios
 from gateway.control.scenarios import Scenario
 from sandbox.errors import PolicyViolation
 from sandbox.policy import MAX_SQL_CHARS
@@ -43,7 +43,8 @@ def dataset(request: Request, name: str, viewer: Signed) -> HTMLResponse:
 
 @router.get("/playground")
 def playground(request: Request, viewer: Signed) -> HTMLResponse:
-    """The mock-data playground, empty."""
+    """The mock-data playground, empty: for those who may run SQL, as its one form does."""
+    identity.require_role(viewer.principal, SUBMITTERS, "trying SQL on mock data")
     context = {"scenarios": _runnable(viewer), "sql": EXAMPLE, "chosen": None, "rows": 1000, "verdict": None}
     return render(request, "work/playground.html", context)
 

@@ -1,9 +1,5 @@
-"""Rendering console pages: the Jinja2 templates (autoescaped), the navigation each role sees,
-and the page every refusal becomes.
-
-The navigation only saves clicks: each page's route calls the service functions that
-check the role, so a link shown by mistake would still lead to a refusal.
-"""
+"""Rendering console pages: the Jinja2 templates (autoescaped), with the navigation of the
+viewer's role (:mod:`~gateway.console.navigation`), and the page every refusal becomes."""
 
 from __future__ import annotations
 
@@ -18,7 +14,7 @@ from jinja2 import Environment, PackageLoader, StrictUndefined
 from gateway.console import highlight, i18n
 from gateway.console.access import PREFIX, Viewer
 from gateway.console.csrf import FIELD
-from gateway.control import Role
+from gateway.console.navigation import navigation
 
 TEMPLATES = Environment(
     loader=PackageLoader("gateway.console", "templates"),
@@ -28,60 +24,6 @@ TEMPLATES = Environment(
     lstrip_blocks=True,
 )
 TEMPLATES.filters["sql"] = highlight.sql
-
-_AUDIT = (("audit/ledger", "nav.ledger"), ("audit/checkpoint", "nav.proofs"), ("audit/verify", "nav.verify"),
-          ("audit/activity", "nav.activity"))  # fmt: skip
-_WORK = (("catalog", "nav.catalog"), ("playground", "nav.playground"), ("jobs", "nav.jobs"))
-NAV: Mapping[Role, tuple[tuple[str, str], ...]] = {
-    Role.REVIEWER: (("reviews", "nav.queue"), ("reviews/history", "nav.history"), ("catalog", "nav.catalog")),
-    Role.AUDITOR: (
-        *_AUDIT,
-        ("jobs", "nav.jobs"),
-        ("catalog", "nav.catalog"),
-        ("products", "nav.products"),
-        ("meters", "nav.meters"),
-        ("statements", "nav.statements"),
-        ("revenue-limits", "nav.limits"),
-        ("revenue-share", "nav.shares"),
-        ("evaluations", "nav.evaluations"),
-        ("incidents", "nav.incidents"),
-        ("quality", "nav.quality"),
-        ("webhooks", "nav.webhooks"),
-    ),
-    Role.AUTHORITY: (
-        ("authority/datasets", "nav.datasets"),
-        ("authority/authorizations", "nav.authorizations"),
-        ("authority/scenarios", "nav.scenarios"),
-        ("authority/budgets", "nav.budgets"),
-        ("renewals", "nav.renewals"),
-        ("evaluations", "nav.evaluations"),
-        ("products", "nav.products"),
-        ("price-caps", "nav.caps"),
-        ("revenue-limits", "nav.limits"),
-        ("revenue-share", "nav.shares"),
-        ("meters", "nav.meters"),
-        ("statements", "nav.statements"),
-        ("incidents", "nav.incidents"),
-        ("quality", "nav.quality"),
-        ("webhooks", "nav.webhooks"),
-        ("authority/disclosures", "nav.disclosures"),
-        *_AUDIT,
-    ),
-    Role.OPERATOR: (
-        *_WORK,
-        ("products", "nav.products"),
-        ("meters", "nav.meters"),
-        ("statements", "nav.statements"),
-        ("revenue-limits", "nav.limits"),
-        ("renewals", "nav.renewals"),
-        ("evaluations", "nav.evaluations"),
-        ("incidents", "nav.incidents"),
-        ("quality", "nav.quality"),
-    ),
-    Role.DEVELOPER: (*_WORK, ("quality", "nav.quality")),
-    Role.PROVIDER: (("catalog", "nav.catalog"), ("quality", "nav.quality"), ("revenue-share", "nav.shares")),
-}
-"""The pages each role's navigation links to, under the console's prefix."""
 
 
 def when(value: datetime | str | None) -> str:
@@ -115,7 +57,7 @@ def render(
         lang=language,
         languages=i18n.LANGUAGES,
         viewer=viewer,
-        nav=[(f"{PREFIX}/{path}", key) for path, key in NAV.get(viewer.principal.role, ())] if viewer else [],
+        nav=navigation(viewer.principal.role, PREFIX, request.url.path) if viewer else (),
         prefix=PREFIX,
         here=request.url.path,
         csrf_field=FIELD,

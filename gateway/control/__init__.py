@@ -18,6 +18,7 @@ True
 """
 
 from gateway.control import schema
+from gateway.control.authentication import authenticate, principal_of
 from gateway.control.authorizations import (
     Authorization,
     Category,
@@ -38,7 +39,6 @@ from gateway.control.identity import (
     Role,
     TokenInfo,
     User,
-    authenticate,
     bootstrap,
     create_organisation,
     create_user,
@@ -49,7 +49,6 @@ from gateway.control.identity import (
     list_organisations,
     list_tokens,
     list_users,
-    principal_of,
     revoke_token,
 )
 from gateway.control.scenarios import (

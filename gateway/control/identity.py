@@ -11,7 +11,8 @@ a *tenant*; its operator and developer users see only their tenant. Who may do w
 - Reads: the authority and auditors see everything; operator users their tenant; every
   other user itself and its own organisation.
 
-A token secret is ``vbx_`` and 256 random bits, shown once; only its SHA-256 is stored.
+A token secret is ``vbx_`` and 256 random bits, shown once; only its SHA-256 is stored
+(presented tokens are checked by :mod:`gateway.control.authentication`).
 Every change is a ledger entry appended inside the same database transaction, so a failed
 append leaves no row behind.
 """
@@ -25,15 +26,14 @@ from dataclasses import asdict, dataclass, fields, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
 from types import MappingProxyType
-from typing import Any, Literal
+from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, RowMapping, Select, insert, or_, select, true, update
+from sqlalchemy import ColumnElement, Connection, RowMapping, insert, or_, select, true, update
 
 from deid.identifiers import is_resident_id
 from gateway.control.db import ControlPlane
-from gateway.control.oversight_schema import suspended_since
-from gateway.control.schema import choice, new_id, organisations, text, tokens, users, when
-from gateway.errors import Conflict, Forbidden, GatewayError, InvalidRequest, NotFound, Unauthenticated
+from gateway.control.schema import choice, new_id, organisations, text, tokens, users
+from gateway.errors import Conflict, Forbidden, InvalidRequest, NotFound
 
 
 class Role(StrEnum):
@@ -74,7 +74,6 @@ SEES_ALL = frozenset({Role.AUTHORITY, Role.AUDITOR})
 TOKEN_PREFIX = "vbx_"  # noqa: S105 - a public marker that makes leaked secrets easy to scan for
 DEFAULT_TOKEN_TTL = timedelta(days=90)
 MAX_TOKEN_TTL = timedelta(days=366)
-_MAX_SECRET_CHARS = 200
 
 
 @dataclass(frozen=True)
@@ -116,22 +115,6 @@ class User:
     id_reference: str
     active: bool
     created_at: datetime
-
-
-SignInFailure = Literal["malformed", "unknown", "revoked", "expired", "deactivated", "suspended"]
-
-
-@dataclass(frozen=True)
-class SignIn:
-    """What a presented token turned out to be (:func:`sign_in`): the caller, or ``failure``
-    with the ``error`` to refuse it with and, when the token is known, whose it is."""
-
-    principal: Principal | None
-    failure: SignInFailure | None = None
-    error: GatewayError | None = None
-    token_id: str | None = None
-    user_id: str | None = None
-    operator_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -358,67 +341,6 @@ def issue_token(
     return info, secret
 
 
-def sign_in(cp: ControlPlane, secret: str) -> SignIn:
-    """What a token secret turns out to be: its principal, or why it is refused.
-
-    Never raises for the token's state: the refusal is in ``error``, and ``failure`` says
-    which it was — also for an unknown and a revoked token, whose errors read the same.
-    A user of a suspended operator is known (``principal``) and still refused.
-    """
-    if not isinstance(secret, str) or not secret.startswith(TOKEN_PREFIX) or len(secret) > _MAX_SECRET_CHARS:
-        return SignIn(None, "malformed", _invalid_token())
-    query = (
-        _PRINCIPAL.add_columns(tokens.c.id.label("token_id"), tokens.c.expires_at, tokens.c.revoked_at)
-        .join(tokens, tokens.c.user_id == users.c.id)
-        .where(tokens.c.sha256 == _digest(secret))
-    )
-    row, tenant, suspended = _standing(cp, query)
-    if row is None:
-        return SignIn(None, "unknown", _invalid_token())
-    whose = {"token_id": row["token_id"], "user_id": row["id"], "operator_id": tenant}
-    if row["revoked_at"] is not None:
-        return SignIn(None, "revoked", _invalid_token(), **whose)
-    if row["expires_at"] <= cp.now():
-        expired = Unauthenticated(
-            "G-TOKEN", f"the token expired at {when(row['expires_at'])}: ask for a new one"
-        )
-        return SignIn(None, "expired", expired, **whose)
-    if not row["active"]:
-        return SignIn(None, "deactivated", _deactivated(), **whose)
-    principal = _principal(row)
-    if suspended is not None:
-        return SignIn(principal, "suspended", _suspension(str(tenant), suspended), **whose)
-    return SignIn(principal)
-
-
-def authenticate(cp: ControlPlane, secret: str) -> Principal:
-    """The principal a token secret belongs to.
-
-    Raises Unauthenticated ``G-TOKEN`` for an unknown, revoked or expired token and for a
-    deactivated user (unknown and revoked tokens get the same message), and Forbidden
-    ``G-SUSPENDED`` for a user of a suspended operator.
-    """
-    found = sign_in(cp, secret)
-    if found.error is not None:
-        raise found.error
-    assert found.principal is not None
-    return found.principal
-
-
-def principal_of(cp: ControlPlane, user_id: str) -> Principal:
-    """The principal of an active user, for work done later on its behalf (the job runner
-    re-checks a job's scenario as its submitter). Raises Unauthenticated ``G-TOKEN`` for an
-    unknown or deactivated user, Forbidden ``G-SUSPENDED`` for a user of a suspended operator.
-    """
-    row, tenant, suspended = _standing(cp, _PRINCIPAL.where(users.c.id == user_id))
-    if row is None:
-        raise Unauthenticated("G-TOKEN", f"user {user_id!r} does not exist")
-    principal = _principal(row)
-    if suspended is not None:
-        raise _suspension(str(tenant), suspended)
-    return principal
-
-
 def revoke_token(cp: ControlPlane, actor: Principal, token_id: str) -> TokenInfo:
     """Revoke a token: by its user, the authority, or an operator for its tenant's users."""
     with cp.transaction() as conn:
@@ -451,54 +373,8 @@ def list_tokens(cp: ControlPlane, actor: Principal, user_id: str) -> list[TokenI
 _TOKEN_COLUMNS = [tokens.c[field.name] for field in fields(TokenInfo)]
 
 
-_PRINCIPAL = select(
-    users.c.id, users.c.name, users.c.role, users.c.active, organisations.c.id.label("org_id"),
-    organisations.c.kind, organisations.c.operator_id,
-).join(organisations, organisations.c.id == users.c.organisation_id)  # fmt: skip
-
-
-def _principal(row: RowMapping) -> Principal:
-    if not row["active"]:
-        raise _deactivated()
-    role, kind = Role(row["role"]), OrgKind(row["kind"])
-    return Principal(row["id"], row["name"], role, row["org_id"], kind, _tenant(row))
-
-
-def _tenant(row: RowMapping) -> str | None:
-    """The operator organisation an operator or developer user works for; None for other roles."""
-    if Role(row["role"]) not in (Role.OPERATOR, Role.DEVELOPER):
-        return None
-    tenant: str | None = {OrgKind.OPERATOR: row["org_id"], OrgKind.PARTNER: row["operator_id"]}.get(
-        OrgKind(row["kind"])
-    )
-    return tenant
-
-
-def _standing(cp: ControlPlane, query: Select[Any]) -> tuple[RowMapping | None, str | None, datetime | None]:
-    """A user's row by ``query``, its tenant, and since when that tenant is suspended (if it is)."""
-    with cp.transaction(write=False) as conn:
-        row = conn.execute(query).mappings().first()
-        tenant = None if row is None else _tenant(row)
-        return row, tenant, None if tenant is None else suspended_since(conn, tenant)
-
-
-def _suspension(operator_id: str, since: datetime) -> Forbidden:
-    return Forbidden(
-        "G-SUSPENDED",
-        f"operator {operator_id} is suspended since {when(since)}: its users are refused until the "
-        "authority reinstates it",
-    )
-
-
-def _deactivated() -> Unauthenticated:
-    return Unauthenticated("G-TOKEN", "the user is deactivated: ask your organisation's administrator")
-
-
-def _invalid_token() -> Unauthenticated:
-    return Unauthenticated("G-TOKEN", "the token is not valid: present a current token or ask for a new one")
-
-
-def _digest(secret: str) -> str:
+def token_digest(secret: str) -> str:
+    """The SHA-256 a token secret is stored and looked up by."""
     return hashlib.sha256(secret.encode("utf-8")).hexdigest()
 
 
@@ -551,7 +427,7 @@ def _insert_token(
     secret = TOKEN_PREFIX + secrets.token_urlsafe(32)
     now = cp.now()
     info = TokenInfo(new_id("tok"), user_id, label, now, now + ttl, None)
-    conn.execute(insert(tokens).values(sha256=_digest(secret), **asdict(info)))
+    conn.execute(insert(tokens).values(sha256=token_digest(secret), **asdict(info)))
     return info, secret
 
 

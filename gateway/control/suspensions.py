@@ -2,7 +2,7 @@
 investigated, undone by reinstating the operator.
 
 While an operator is suspended every request of its users — its own and its partners' —
-is refused at authentication with Forbidden ``G-SUSPENDED`` (:func:`identity.sign_in`), so
+is refused at authentication with Forbidden ``G-SUSPENDED`` (:func:`authentication.sign_in`), so
 no endpoint can be reached around it, and the job runner starts none of its jobs: they
 stay queued and run once it is reinstated. Nothing is revoked or deleted; the ledger
 records both steps (``operator.suspended``, ``operator.reinstated``).

@@ -27,6 +27,7 @@ RECORD_FIELDS = {
     "target",
     "met",
     "note",
+    "part",
 }
 README = "# Title\n\nbefore\n<!-- bench:start -->\nold table\n<!-- bench:end -->\nafter\n"
 

@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import duckdb
+import pyarrow as pa
 import pytest
 
 from sandbox.errors import JobError, JobResourceError, JobTimeout
@@ -128,3 +129,65 @@ def test_a_crashed_worker_is_replaced(enclave_files: tuple[Path, list[tuple[str,
         with pytest.raises(JobError):
             _run(single, enclave_files, "SELECT 1 AS one")
         assert _run(single, enclave_files, "SELECT 1 AS one") == [{"one": 1}]
+
+
+MATCHED = pa.table({"id": pa.array([1, 5, 9], pa.int64())})
+"""An in-memory table handed to one job, as a dataset derived for one operator is."""
+
+
+def test_an_in_memory_table_joins_for_its_job_and_no_other(
+    pool: WorkerPool, enclave_files: tuple[Path, list[tuple[str, Path]]]
+) -> None:
+    joined = (
+        "SELECT r.district, COUNT(*) AS n FROM residents r JOIN matched m ON r.id = m.id "
+        "GROUP BY 1 ORDER BY 1"
+    )
+    for _ in range(4):  # land on every worker
+        rows = pool.run(joined, enclave_files[1], "g1", tables={"matched": MATCHED}).to_pylist()
+        assert rows == [{"district": 1, "n": 2}, {"district": 5, "n": 1}]
+    for _ in range(4):  # the same warm engines, the next jobs
+        with pytest.raises(JobError, match="CatalogException"):
+            _run(pool, enclave_files, "SELECT * FROM matched")
+
+
+def test_an_in_memory_table_leaves_the_lockdown_as_strict(
+    pool: WorkerPool, enclave_files: tuple[Path, list[tuple[str, Path]]]
+) -> None:
+    settings = (
+        "SELECT current_setting('enable_external_access') AS external, "
+        "current_setting('lock_configuration') AS locked, current_setting('temp_directory') AS spill, "
+        "(SELECT COUNT(*) FROM matched) AS n"
+    )
+    assert pool.run(settings, enclave_files[1], "g1", tables={"matched": MATCHED}).to_pylist() == [
+        {"external": False, "locked": True, "spill": "", "n": 3}
+    ]
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "COPY matched TO '{out}'",
+        "COPY (SELECT * FROM matched) TO '{out}' (FORMAT parquet)",
+        "EXPORT DATABASE '{outdir}'",
+        "ATTACH '{out}.duckdb' AS x",
+        "CREATE TABLE kept AS SELECT * FROM matched",
+        "SET enable_external_access = true",
+        "SET temp_directory = '{outdir}'",
+    ],
+)
+def test_an_in_memory_table_cannot_be_written_out(
+    pool: WorkerPool, enclave_files: tuple[Path, list[tuple[str, Path]]], tmp_path: Path, sql: str
+) -> None:
+    statement = sql.format(out=tmp_path / "out.csv", outdir=tmp_path / "export")
+    with pytest.raises(JobError):
+        pool.run(statement, enclave_files[1], "g1", tables={"matched": MATCHED})
+    assert not list(tmp_path.iterdir()), "nothing may be written"
+
+
+def test_an_in_memory_table_needs_a_plain_name(
+    pool: WorkerPool, enclave_files: tuple[Path, list[tuple[str, Path]]]
+) -> None:
+    for name in ("Matched", "m; DROP", "", "ds_x.main.t"):
+        with pytest.raises(JobError, match="unusable name"):
+            pool.run("SELECT 1 AS one", enclave_files[1], "g1", tables={name: MATCHED})
+    assert _run(pool, enclave_files, "SELECT 1 AS one") == [{"one": 1}]

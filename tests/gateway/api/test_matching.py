@@ -1,17 +1,23 @@
 """PSI through the API: the enclave learns which of its enterprises are on a bank's list, the
 match becomes a dataset only that scenario sees, aggregates over it are reviewed, and an exit
-deletes it."""
+crypto-shreds it before the sweep deletes it."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import duckdb
 import pytest
 
+from deid.datakeys import DataKeys
+from deid.errors import KeyDestroyed
 from deid.psi import answer_request
+from gateway.workdir import Layout
+from ledger import Ledger
 from tests.gateway.api.conftest import World, add_scenario, drain, running_world
+from tests.gateway.console.conftest import Visitor
 
 CUSTOMERS = 40
 
@@ -43,8 +49,36 @@ def _bank_list(world: World) -> list[str]:
     return [r[0] for r in rows] + [f"91110000MA00000{i:02d}X" for i in range(10)]  # not in the city
 
 
-def _match(world: World) -> dict[str, Any]:
-    started = world.post("/v1/psi", {"scenario_id": world.scenarios["finance"]["id"], "domain": "enterprise"},
+def _spare_authorization(world: World) -> str:
+    """A second authorization of the governance operator with a PSI scenario ``spare``; its id."""
+    granted = world.post(
+        "/v1/authorizations",
+        {
+            "operator_id": world.orgs["operator"]["id"],
+            "mode": "whole",
+            "datasets": ["enterprises"],
+            "category": "public_welfare",
+        },
+    )
+    applied = world.post(
+        "/v1/scenarios",
+        {
+            "authorization_id": granted["id"],
+            "name": "普惠金融: 续贷",
+            "purpose": "industries of a bank's small-business customers, for renewing credit",
+            "datasets": {"enterprises": ["uscc", "industry"]},
+            "output_forms": ["aggregate", "psi"],
+            "requested_epsilon": 1.0,
+        },
+        role="operator",
+    )
+    approval = {"terms": {"epsilon": 1.0, "query_epsilon": 0.5}, "reason": "fits its purpose"}
+    world.scenarios["spare"] = world.post(f"/v1/scenarios/{applied['id']}/approve", approval, status=200)
+    return str(granted["id"])
+
+
+def _match(world: World, scenario: str = "finance") -> dict[str, Any]:
+    started = world.post("/v1/psi", {"scenario_id": world.scenarios[scenario]["id"], "domain": "enterprise"},
                          "developer", status=202)  # fmt: skip
     drain(world)
     waiting = world.get(f"/v1/jobs/{started['id']}", "developer")
@@ -134,16 +168,92 @@ def test_psi_needs_a_scenario_that_offers_it(idle: World) -> None:
     assert response.status_code == 422 and response.json()["rule"] == "G-INPUT"
 
 
-def test_an_exit_deletes_the_operators_matches(tmp_path_factory: pytest.TempPathFactory) -> None:
+def _sealed(world: World, name: str) -> Path:
+    return world.workdir / "enclave" / "derived" / f"{name}.sealed"
+
+
+def _keys(world: World) -> Iterator[DataKeys]:
+    layout = Layout(world.workdir)
+    ledger = Ledger.open(layout.ledger)
+    keys = DataKeys(layout.data_keys, ledger)
+    try:
+        yield keys
+    finally:
+        keys.close()
+        ledger.close()
+
+
+def test_an_exit_shreds_the_operators_matches_and_the_sweep_deletes_them(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
     with running_world(tmp_path_factory.mktemp("psi-exit"), start_runner=False, rows=500) as world:
         _finance(world, ["uscc", "industry"])
+        kept = _spare_authorization(world)
         name = _match(world)["outcome"]["dataset"]
-        assert (world.workdir / "enclave" / "datasets" / f"{name}.duckdb").exists()
-        world.post(
+        spared = _match(world, "spare")["outcome"]["dataset"]
+        assert (
+            _sealed(world, name).exists()
+            and not (world.workdir / "enclave" / "datasets" / f"{name}.duckdb").exists()
+        )
+        backup = _sealed(world, spared).read_bytes()
+
+        # One authorization of two ends: the key lives; the sweep deletes the closed scenario's match.
+        partial = world.post(
             f"/v1/authorizations/{world.authorizations['governance']['id']}/revoke",
-            {"reason": "terms breached"},
+            {"reason": "scenario no longer needed"},
             status=200,
         )
+        report = partial["exit_report"]
+        assert not report["exited"] and report["data_keys_destroyed"] == []
+        assert (report["derived_datasets_pending_sweep"], report["derived_datasets_shredded"]) == ([name], [])
         drain(world)
         assert name not in [d["name"] for d in world.get("/v1/catalog", "authority")]
-        assert not (world.workdir / "enclave" / "datasets" / f"{name}.duckdb").exists()
+        assert not _sealed(world, name).exists() and _sealed(world, spared).exists()
+
+        # The last one ends: the operator exits, every match of its is shredded at once.
+        ended = world.post(f"/v1/authorizations/{kept}/revoke", {"reason": "terms breached"}, status=200)
+        report = ended["exit_report"]
+        assert report["exited"] and len(report["data_keys_destroyed"]) == 1
+        assert (report["derived_datasets_shredded"], report["derived_datasets_pending_sweep"]) == (
+            [spared],
+            [],
+        )
+        for keys in _keys(world):
+            with pytest.raises(KeyDestroyed, match="crypto-shredded"):
+                keys.open(backup, "any context")
+        page = (
+            Visitor(world).sign_in("authority").get(f"/console/authority/authorizations/{kept}/exit-report")
+        )
+        assert spared in page.text
+        drain(world)
+        assert spared not in [d["name"] for d in world.get("/v1/catalog", "authority")]
+        assert not list((world.workdir / "enclave" / "derived").iterdir())
+
+
+def test_a_job_on_a_match_shredded_meanwhile_is_refused_and_the_catalog_still_answers(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    with running_world(tmp_path_factory.mktemp("psi-shredded"), start_runner=False, rows=500) as world:
+        _finance(world, ["uscc", "industry"])
+        name = _match(world)["outcome"]["dataset"]
+        sql = f"SELECT e.industry, COUNT(*) AS firms FROM enterprises e JOIN {name} m ON e.uscc = m.uscc "
+        sql += "GROUP BY 1"
+        # The operator's exit destroys its key while this job waits for the runner.
+        job = world.submit(sql, scenario="finance")
+        for keys in _keys(world):
+            keys.destroy(world.orgs["operator"]["id"], actor="platform:test", reason="the operator exited")
+        drain(world)
+        refused = world.get(f"/v1/jobs/{job['id']}", "developer")
+        assert (refused["status"], refused["rule"]) == ("refused", "D-SHREDDED"), refused
+        assert "crypto-shredded" in refused["reason"]
+        # Browsing the catalog and mock data read the catalog alone: they keep working.
+        assert [c["tag"] for c in world.get(f"/v1/catalog/{name}", "developer")["columns"]] == ["identifier"]
+        mocked = world.post(
+            "/v1/jobs",
+            {"scenario_id": world.scenarios["finance"]["id"], "sql": sql, "mock": True},
+            "developer",
+            200,
+        )
+        assert mocked["marker"] == "MOCK"
+        page = Visitor(world).sign_in("developer").get(f"/console/catalog/{name}")
+        assert name in page.text

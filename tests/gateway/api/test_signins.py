@@ -15,7 +15,7 @@ from fastapi.testclient import TestClient
 
 from gateway.api import create_app
 from gateway.control import ControlPlane, bootstrap, control_url
-from gateway.control.identity import SignIn
+from gateway.control.authentication import SignIn
 from gateway.errors import Unauthenticated
 from gateway.signins import DenialLimit, SignInRecorder
 from ledger import Ledger

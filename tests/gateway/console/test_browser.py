@@ -361,6 +361,32 @@ def test_the_authority_pages_in_both_languages(story: Story) -> None:
     story.sign_out()
 
 
+def test_the_authority_reaches_a_page_through_its_grouped_navigation_by_keyboard(story: Story) -> None:
+    story.sign_in("authority")
+    story.open("/console/")
+    sections = story.driver.find_elements(By.CSS_SELECTOR, "header nav details")
+    summaries = [s.find_element(By.TAG_NAME, "summary") for s in sections]
+    incidents = story.driver.find_element(By.CSS_SELECTOR, "header nav a[href='/console/incidents']")
+    assert len(sections) == 4 and not incidents.is_displayed()  # closed until asked for
+    summaries[0].send_keys(Keys.ENTER)
+    assert sections[0].get_attribute("open") is not None
+    summaries[2].send_keys(Keys.ENTER)  # opening one section closes the other
+    assert sections[2].get_attribute("open") is not None and sections[0].get_attribute("open") is None
+    assert incidents.is_displayed()
+    oversight = summaries[2].text
+    story.shot("25-authority-navigation-open")
+    for _ in range(2):
+        story.driver.switch_to.active_element.send_keys(Keys.TAB)
+    assert story.driver.switch_to.active_element.get_attribute("href").endswith("/console/incidents")
+    story.driver.switch_to.active_element.send_keys(Keys.ENTER)
+    story.wait(lambda d: d.current_url.endswith("/console/incidents"))
+    current = story.driver.find_element(By.CSS_SELECTOR, "header nav a[aria-current=page]")
+    assert current.get_attribute("href").endswith("/console/incidents")
+    marked = story.driver.find_element(By.CSS_SELECTOR, "header nav summary[aria-current=true]")
+    assert marked.text == oversight
+    story.sign_out()
+
+
 def test_anyone_reads_the_published_disclosure_signed_out(story: Story) -> None:
     story.sign_in("authority")
     story.open("/console/authority/disclosures")

@@ -8,9 +8,11 @@ import string
 from pathlib import Path
 from typing import get_args
 
+from jinja2 import nodes
+
 from gateway import disclosure, jobs
-from gateway.console import i18n
-from gateway.console.pages import NAV
+from gateway.console import i18n, navigation
+from gateway.console.pages import TEMPLATES
 from gateway.control import Role, incidents, pricing, products, quality, revenue_share, webhooks
 from gateway.detection import RULES
 from outbound_review.queue import Decision
@@ -21,6 +23,7 @@ from tests.gateway.console.conftest import Visitor
 CONSOLE = Path(i18n.__file__).parent
 STATIC_KEY = re.compile(r"""\bt\(\s*["']([a-z_]+(?:\.[a-z_0-9]+)+)["']""")
 FLASH_KEY = re.compile(r"""["'](flash\.[a-z_]+)["']""")
+KEY = re.compile(r"[a-z_]+(?:\.[a-z_0-9]+)+")
 DYNAMIC = {
     "role": [str(r) for r in Role],
     "home.role": [str(r) for r in Role],
@@ -55,6 +58,14 @@ DYNAMIC = {
 """Keys the pages build from a value: prefix → every value it can take."""
 
 
+def _template_keys(name: str) -> set[str]:
+    """The keys a template names: every dotted string in its expressions (``t("…")``'s, a
+    table's header list, a macro's default) but the names of the templates it builds on."""
+    source, _, _ = TEMPLATES.loader.get_source(TEMPLATES, name)
+    strings = {c.value for c in TEMPLATES.parse(source).find_all(nodes.Const) if isinstance(c.value, str)}
+    return {s for s in strings if KEY.fullmatch(s)} - set(TEMPLATES.list_templates())
+
+
 def _fields(label: str) -> set[str]:
     return {name for _, name, _, _ in string.Formatter().parse(label) if name is not None}
 
@@ -68,10 +79,10 @@ def test_both_catalogs_hold_the_same_keys_with_the_same_placeholders() -> None:
 
 
 def test_every_label_a_page_asks_for_exists_and_every_label_is_asked_for() -> None:
-    code = [p for p in CONSOLE.glob("*.py") if not p.name.startswith("labels_")]
-    sources = [p.read_text(encoding="utf-8") for p in (*code, *CONSOLE.rglob("*.html"))]
-    wanted = {k for text in sources for k in STATIC_KEY.findall(text) + FLASH_KEY.findall(text)}
-    wanted |= {key for links in NAV.values() for _, key in links}
+    code = [p.read_text(encoding="utf-8") for p in CONSOLE.glob("*.py") if not p.name.startswith("labels_")]
+    wanted = {k for text in code for k in STATIC_KEY.findall(text) + FLASH_KEY.findall(text)}
+    wanted |= {k for name in TEMPLATES.list_templates() for k in _template_keys(name)}
+    wanted |= {key for keys in navigation.PAGES.values() for key in keys} | set(navigation.SECTIONS)
     wanted |= {f"{prefix}.{value}" for prefix, values in DYNAMIC.items() for value in values}
     for lang, catalog in i18n.CATALOGS.items():
         assert not wanted - set(catalog), (lang, sorted(wanted - set(catalog)))
