@@ -13,11 +13,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 
 from sandbox import usage
+from sandbox.derived import store_match
 from sandbox.dp import DpConfig
 from sandbox.enclave import Enclave
 from sandbox.errors import JobError, JobTimeout
 from sandbox.jobs import QueryJob, run_query
 from sandbox.policy import ScenarioPolicy
+from sandbox.psi import Match
 from tests.sandbox.test_policy import ATTACKS, POLICY, _attacks
 
 pytestmark = pytest.mark.spark
@@ -140,3 +142,32 @@ def test_datasets_reach_spark_as_parquet_named_by_their_content_hash(spark_encla
     stamp = made.stat().st_mtime_ns
     spark_enclave.spark.run(count, datasets, f"{generation}:export-3")
     assert made.stat().st_mtime_ns == stamp, "an export is made once per registration"
+
+
+def test_a_job_reading_a_dataset_sealed_for_one_operator_stays_on_duckdb(spark_enclave: Enclave) -> None:
+    firms = (
+        spark_enclave.spark.run("SELECT uscc FROM enterprises", *spark_enclave.attachments())
+        .column("uscc")
+        .to_pylist()[:20]
+    )  # the test reads pseudonyms directly, as the PSI step would
+    match = Match("psi_spark", "enterprise", tuple(sorted(str(f) for f in firms if f)), 20, 30, 0)
+    store_match(
+        spark_enclave, match, name="spark_match", column="uscc", level=2, scenario="scn_bank",
+        operator="org_bank", actor="developer:bank",
+    )  # fmt: skip
+    assert spark_enclave.engine_for({"enterprises"}).name == "spark"
+    assert spark_enclave.engine_for({"enterprises", "spark_match"}).name == "duckdb"
+    policy = ScenarioPolicy({n: spark_enclave.catalog.get(n) for n in ("enterprises", "spark_match")})
+    sql = (
+        "SELECT e.industry, COUNT(*) AS firms FROM enterprises e JOIN spark_match m ON e.uscc = m.uscc "
+        "GROUP BY 1"
+    )
+    outcome = run_query(spark_enclave, _job(policy, sql))
+    assert outcome.status == "quarantined", outcome.reason
+    table, meta = spark_enclave.quarantine.load(outcome.job_id)
+    assert "engine_sql" not in meta and sum(table.column("firms").to_pylist()) == len(match.pseudonyms)
+    assert not list((spark_enclave.paths.enclave / "spark").glob("spark_match*")), "never exported"
+    with pytest.raises(JobError, match="DuckDB only"):
+        spark_enclave.spark.run(
+            "SELECT COUNT(*) AS n FROM spark_match", [], "g", tables={"spark_match": table}
+        )
