@@ -63,11 +63,12 @@ class _Size:
 class _Mode:
     sizes: tuple[_Size, ...]
     jobs: int  # API jobs per level of concurrency, at the first size
+    clients: tuple[int, ...] = (1, 4, 16)  # the levels of concurrency
 
 
-_CLIENTS = (1, 4, 16)
 _MODES = {
-    "smoke": _Mode((_Size(2_000, 2, 0),), jobs=16),
+    # Every level runs at least the query set once; the smoke run only shows that each path works.
+    "smoke": _Mode((_Size(2_000, 2, 0),), jobs=6, clients=(1, 3, 6)),
     "quick": _Mode((_Size(100_000, 8, 3), _Size(1_000_000, 3, 2)), jobs=16),
     # SmartNoise's in-memory SQLite copy is not attempted for 10M residents and their ~57M
     # monthly rows on one machine, so the 10M size compares the DuckDB engines only.
@@ -88,7 +89,7 @@ def run(options: Options) -> list[Record]:
     mode = _MODES[options.mode]
     records: list[Record] = []
     for number, size in enumerate(mode.sizes):
-        records += _measure_size(options, size, mode.jobs if number == 0 else 0)
+        records += _measure_size(options, size, mode.jobs if number == 0 else 0, mode.clients)
     return records
 
 
@@ -159,7 +160,7 @@ class _Engines:
         return seconds
 
 
-def _measure_size(options: Options, size: _Size, jobs: int) -> list[Record]:
+def _measure_size(options: Options, size: _Size, jobs: int, clients: tuple[int, ...]) -> list[Record]:
     """Every engine on every query at one size; at the first (``jobs`` > 0) also API throughput."""
     scratch = options.scratch / f"query-{size.residents}"
     city = prepare(scratch, size.residents, options.seed)
@@ -181,7 +182,7 @@ def _measure_size(options: Options, size: _Size, jobs: int) -> list[Record]:
         records += _spark(options, size, in_process, engines)
         if jobs:
             records.append(_fixed_overhead(engines, size))
-            records += _throughput(engines, size.residents, jobs)
+            records += _throughput(engines, size.residents, jobs, clients)
     shutil.rmtree(scratch)
     return records
 
@@ -263,10 +264,10 @@ def _fixed_overhead(engines: _Engines, size: _Size) -> Record:
     return fixed_overhead_record(prepared, size.residents, result.a, result.b)
 
 
-def _throughput(engines: _Engines, residents: int, jobs: int) -> list[Record]:
-    """Jobs per second through the API with 1, 4 and 16 concurrent clients sharing ``jobs`` jobs."""
+def _throughput(engines: _Engines, residents: int, jobs: int, clients: tuple[int, ...]) -> list[Record]:
+    """Jobs per second through the API with each number of concurrent ``clients`` sharing ``jobs`` jobs."""
     records = []
-    for count in _CLIENTS:
+    for count in clients:
         progress(f"query: API throughput, {jobs} jobs from {count} concurrent client(s)")
         result, done = engines.platform.throughput(count, jobs, engines.queries)
         for job_id, prepared, tag in done:

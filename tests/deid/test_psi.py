@@ -165,9 +165,12 @@ def test_sharded_requests_are_the_same_bytes() -> None:
 
 @pytest.mark.parametrize(("reveal", "structure"), [(True, "raw"), (False, "gcs")])
 def test_sharded_answers_equal_unsharded(reveal: bool, structure: Structure) -> None:
-    """About 20,000 items: every sharded step (and the raw setup) against its single-process run."""
-    client_items = [f"C{i:05d}" for i in range(12_000)]
-    server_items = client_items[::3] + [f"S{i:05d}" for i in range(4000)]
+    """Every sharded step (and the raw setup) against its single-process run, on the fewest items
+    each side needs for every step to be split between two workers."""
+    size = 2 * psi.MIN_SHARD
+    client_items = [f"C{i:05d}" for i in range(size)]
+    shared = client_items[::3]
+    server_items = shared + [f"S{i:05d}" for i in range(size - len(shared))]
     client = PsiClient.create(client_items, reveal_intersection=reveal, workers=2)
     request = client.request()
     answers = []
@@ -182,7 +185,7 @@ def test_sharded_answers_equal_unsharded(reveal: bool, structure: Structure) -> 
         answers.append(
             reader.intersection(setup, response) if reveal else reader.intersection_size(setup, response)
         )
-    expected = sorted(client_items[::3]) if reveal else 4000
+    expected = sorted(shared) if reveal else len(shared)
     assert answers == [expected, expected]
 
 

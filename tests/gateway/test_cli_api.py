@@ -2,18 +2,18 @@
 
 The platform is set up by the commands themselves — init, ingest, organisations, users,
 tokens, an authorization and an approved scenario — then one result goes the whole way
-from a mock run to a verified release. Most commands run in-process through Typer's
-runner; the real console script checks what a user sees on errors, and the release check.
+from a mock run to a verified release. Most commands run in-process, through Typer's runner
+or the console script's entry point (``tests.gateway.commands``); the real console script
+serves the platform, checks a release, and shows what a user sees on errors: one made before
+the platform is reached, one the platform makes on a workdir, and one from a running server.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import signal
 import socket
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -29,8 +29,8 @@ from typer.testing import CliRunner
 from gateway.cli import app
 from gateway.control.accounting import ACCOUNTING_TZ
 from sandbox.synth import generate_city
+from tests.gateway.commands import VEILBOX, veilbox_in_process, veilbox_script
 
-VEILBOX = str(Path(sys.executable).with_name("veilbox"))
 DISTRICTS = "SELECT district, COUNT(*) AS n FROM residents GROUP BY district"
 COLUMNS = "resident_id,district,education,gender,birth_date,household_size,employed"
 
@@ -53,16 +53,6 @@ class Platform:
         result = self.run(*args, "--json", role=role)
         assert result.exit_code == 0, (result.output, result.exception)
         return json.loads(result.stdout)
-
-
-def veilbox(*args: str, token: str | None = None) -> subprocess.CompletedProcess[str]:
-    """The real console script, as a user runs it."""
-    env = {"COLUMNS": "200", "PATH": os.environ.get("PATH", "")}
-    if "PYTHONPATH" in os.environ:  # the script must run the code under test, as this process does
-        env["PYTHONPATH"] = os.environ["PYTHONPATH"]
-    if token is not None:
-        env["VEILBOX_TOKEN"] = token
-    return subprocess.run([VEILBOX, *args], capture_output=True, text=True, check=False, env=env)
 
 
 @pytest.fixture(scope="module")
@@ -134,7 +124,7 @@ def test_a_result_goes_from_mock_run_to_verified_release(platform: Platform, tmp
     assert (folder / "result.csv").read_text().startswith('"district","n"')
     release_key = platform.workdir / "release.pub"
     assert platform.json("keys", role=None)["release"] == release_key.read_text().strip()
-    verified = veilbox("release", "verify", str(folder), "--public-key", str(release_key))
+    verified = veilbox_script("release", "verify", str(folder), "--public-key", str(release_key))
     assert verified.returncode == 0 and verified.stdout.startswith("ok: release of"), verified.stdout
 
 
@@ -150,7 +140,7 @@ def test_tables_for_people_and_json_for_scripts(platform: Platform) -> None:
 
 
 def test_a_policy_refusal_prints_its_rule_and_exits_non_zero(platform: Platform) -> None:
-    refused = veilbox(
+    refused = veilbox_script(
         "job", "submit", "--scenario", platform.ids["scenario"], "--sql", "SELECT resident_id FROM residents",
         "--workdir", str(platform.workdir), "--json", token=platform.tokens["developer"],
     )  # fmt: skip
@@ -186,10 +176,17 @@ def test_errors_are_one_clear_line(platform: Platform, tmp_path: Path) -> None:
         ): (f"error: {tmp_path} is not empty and holds no Veilbox platform"),
     }
     for args, start in expected.items():
-        result = veilbox(*args)
+        result = veilbox_in_process(*args)
         assert result.returncode == 1, args
         [line] = result.stderr.splitlines()
         assert line.startswith(start), (args, line)
+    # The console script itself, for an error found before the platform is reached (the test
+    # above has one the platform makes): one line on the terminal, nothing else.
+    none = str(tmp_path / "none")
+    result = veilbox_script("org", "list", "--workdir", none)
+    assert result.returncode == 1 and result.stdout == ""
+    [line] = result.stderr.splitlines()
+    assert line.startswith(expected["org", "list", "--workdir", none]), line
 
 
 def test_a_revoked_token_stops_working(platform: Platform) -> None:
@@ -241,21 +238,23 @@ def served(platform: Platform) -> Iterator[str]:
 
 def test_remote_commands_talk_to_a_running_server(platform: Platform, served: str) -> None:
     developer = platform.tokens["developer"]
-    me = veilbox("me", "--url", served, "--json", token=developer)
+    me = veilbox_in_process("me", "--url", served, "--json", token=developer)
     assert me.returncode == 0 and json.loads(me.stdout)["user_id"] == platform.ids["developer"]
-    submitted = veilbox(
+    submitted = veilbox_in_process(
         "job", "submit", "--url", served, "--scenario", platform.ids["scenario"],
         "--sql", "SELECT education, COUNT(*) AS n FROM residents GROUP BY education", "--wait", "--json",
         token=developer,
     )  # fmt: skip
     assert submitted.returncode == 0, submitted.stderr
     assert json.loads(submitted.stdout)["status"] == "pending_review"
-    listed = veilbox("--url", served, "--token", developer, "--json", "job", "list", "--limit", "1")
+    listed = veilbox_in_process(
+        "--url", served, "--token", developer, "--json", "job", "list", "--limit", "1"
+    )
     assert listed.returncode == 0 and json.loads(listed.stdout)[0]["id"] == json.loads(submitted.stdout)["id"]
-    hidden = veilbox("review", "show", "job_x", "--url", served, token=platform.tokens["reviewer"])
+    hidden = veilbox_script("review", "show", "job_x", "--url", served, token=platform.tokens["reviewer"])
     assert hidden.returncode == 1
     assert hidden.stderr == "error: G-TENANT: no review 'job_x' is visible to you\n"
-    catalog = veilbox("--url", served, "--token", developer, "catalog", "list", "--json")
+    catalog = veilbox_in_process("--url", served, "--token", developer, "catalog", "list", "--json")
     assert catalog.returncode == 0, catalog.stderr
     assert "residents" in {d["name"] for d in json.loads(catalog.stdout)}
 
@@ -307,5 +306,7 @@ def test_products_meters_and_the_books_through_the_commands(platform: Platform) 
     [section] = report["document"]["sections"]
     assert sum(s["fen"] for s in section["shares"]) == section["net_fen"] == 20_050 - 50
     platform.json("max-revenue", "set", grant["id"], "--year", year, "--amount", "300", "--reason", "revised")
-    refused = veilbox(*submit, "--workdir", str(platform.workdir), token=platform.tokens["developer"])
+    refused = veilbox_in_process(
+        *submit, "--workdir", str(platform.workdir), token=platform.tokens["developer"]
+    )
     assert refused.returncode == 1 and refused.stderr.startswith("error: G-REVENUE: job job_"), refused.stderr

@@ -191,6 +191,9 @@ COLUMNS: dict[str, tuple[Value, ...]] = {
 }
 ORDERED = ("age", "code")
 JOINT = list(itertools.product(*COLUMNS.values()))
+NAMES = list(COLUMNS)
+POSITIONS = list(itertools.product(*(range(len(values)) for values in COLUMNS.values())))
+"""Each joint row as the positions of its values, so that a filter is tried on each value once."""
 
 
 def _holds(v: Value, q: Predicate) -> bool:
@@ -301,6 +304,11 @@ def shapes(draw: st.DrawFn, parent: ReleaseDescriptor | None) -> tuple[dict[str,
     return filter, grouping
 
 
+KEEP = st.integers(0, 7)
+"""A cell is kept unless this draws 0; drawn for every cell, so built once."""
+DISTURBANCE = st.integers(-2, 2)
+
+
 @st.composite
 def releases(
     draw: st.DrawFn, release_id: str, earlier: list[ReleaseDescriptor], people: list[int]
@@ -309,18 +317,17 @@ def releases(
     parents = earlier[:3] if draw(st.booleans()) else earlier
     parent = draw(st.sampled_from(parents)) if parents and draw(st.integers(0, 3)) > 0 else None
     filter, grouping = draw(shapes(parent))
+    tests = [(NAMES.index(c), [_holds(v, q) for v in COLUMNS[c]]) for c, q in filter.items()]
+    picks = [NAMES.index(c) for c in grouping]
     counts: dict[GroupKey, int] = {}
-    for row, n in zip(JOINT, people, strict=True):
-        named = dict(zip(COLUMNS, row, strict=True))
-        if all(_holds(named[c], q) for c, q in filter.items()):
-            key = tuple(named[c] for c in grouping)
+    for row, at, n in zip(JOINT, POSITIONS, people, strict=True):
+        if all(holds[at[i]] for i, holds in tests):
+            key = tuple(row[i] for i in picks)
             counts[key] = counts.get(key, 0) + n
     disturbed = draw(st.integers(0, 4)) == 0
     # Cells dropped now and then, as suppression does; counts disturbed in some releases.
     counts = {
-        k: max(0, n + (draw(st.integers(-2, 2)) if disturbed else 0))
-        for k, n in counts.items()
-        if draw(st.integers(0, 7)) > 0
+        k: max(0, n + (draw(DISTURBANCE) if disturbed else 0)) for k, n in counts.items() if draw(KEEP) > 0
     }
     return ReleaseDescriptor.create(
         release_id,

@@ -63,6 +63,8 @@ class World:
 
     client: TestClient
     workdir: Path
+    ledger: Ledger
+    """The platform's ledger, opened beside the app's: for reading where it stands, never for writing."""
     tokens: dict[str, str] = field(default_factory=dict)
     users: dict[str, dict[str, Any]] = field(default_factory=dict)
     orgs: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -232,8 +234,8 @@ def running_world(
     workdir = prepare_enclave(root, rows, level)
     token = _bootstrap(workdir)
     app = create_app(workdir, start_runner=start_runner, denial_limit=SUITE_DENIALS)
-    with TestClient(app) as client:
-        world = World(client, workdir, tokens={"authority": token})
+    with Ledger.open(workdir / "ledger") as log, TestClient(app) as client:
+        world = World(client, workdir, log, tokens={"authority": token})
         populate(world)
         yield world
 
