@@ -28,6 +28,7 @@ reading the others (DuckDB lets a file have one writer or many readers, not both
 from __future__ import annotations
 
 import hashlib
+import threading
 from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
@@ -133,6 +134,8 @@ class Enclave:
         self._pool: WorkerPool | None = None
         self._spark: Backend | None = None
         self._budget: PrivacyBudget | None = None
+        # The job runner's threads share one enclave: what starts on first use starts once.
+        self._starting = threading.Lock()
 
     @classmethod
     def open(
@@ -164,16 +167,18 @@ class Enclave:
     @property
     def budget(self) -> PrivacyBudget:
         """The privacy budget store, opened on first use."""
-        if self._budget is None:
-            self._budget = PrivacyBudget(self.paths.budget, self.ledger)
-        return self._budget
+        with self._starting:
+            if self._budget is None:
+                self._budget = PrivacyBudget(self.paths.budget, self.ledger)
+            return self._budget
 
     @property
     def pool(self) -> WorkerPool:
         """The worker pool, started on first use."""
-        if self._pool is None:
-            self._pool = WorkerPool(self.paths.base, workers=self._workers, limits=self._limits)
-        return self._pool
+        with self._starting:
+            if self._pool is None:
+                self._pool = WorkerPool(self.paths.base, workers=self._workers, limits=self._limits)
+            return self._pool
 
     @property
     def duckdb(self) -> Backend:
@@ -183,16 +188,17 @@ class Enclave:
     @property
     def spark(self) -> Backend:
         """The Spark engine, its driver started on first use; BackendError if it cannot be used."""
-        if self._spark is None:
-            from sandbox._spark import SparkBackend  # noqa: PLC0415 - DuckDB deployments never load it
+        with self._starting:
+            if self._spark is None:
+                from sandbox._spark import SparkBackend  # noqa: PLC0415 - DuckDB deployments never load it
 
-            self._spark = SparkBackend(
-                self.paths.enclave,
-                self.backend_config,
-                self._limits,
-                lambda name: self.catalog.get(name).content_hash,
-            )
-        return self._spark
+                self._spark = SparkBackend(
+                    self.paths.enclave,
+                    self.backend_config,
+                    self._limits,
+                    lambda name: self.catalog.get(name).content_hash,
+                )
+            return self._spark
 
     def engine_for(self, tables: Collection[str]) -> Backend:
         """The engine that runs an aggregate query job reading ``tables``, as configured.

@@ -3,13 +3,16 @@ their memory or time fail cleanly, the enclave files stay read-only, and the poo
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import duckdb
 import pyarrow as pa
 import pytest
 
+from sandbox.enclave import Enclave
 from sandbox.errors import JobError, JobResourceError, JobTimeout
 from sandbox.limits import Limits
 from sandbox.pool import WorkerPool
@@ -191,3 +194,22 @@ def test_an_in_memory_table_needs_a_plain_name(
         with pytest.raises(JobError, match="unusable name"):
             pool.run("SELECT 1 AS one", enclave_files[1], "g1", tables={name: MATCHED})
     assert _run(pool, enclave_files, "SELECT 1 AS one") == [{"one": 1}]
+
+
+def test_threads_sharing_a_fresh_enclave_start_one_pool_and_one_budget(tmp_path: Path) -> None:
+    # The job runner's threads share one enclave; a pool started twice would leave a worker
+    # process no one stops, and two budget stores would each hold a connection.
+    enclave = Enclave.open(tmp_path / "work", workers=1)
+    barrier = threading.Barrier(8)
+
+    def first_use(_: int) -> tuple[int, int]:
+        barrier.wait()
+        return id(enclave.pool), id(enclave.budget)
+
+    try:
+        with ThreadPoolExecutor(max_workers=8) as threads:
+            seen = set(threads.map(first_use, range(8)))
+        assert seen == {(id(enclave.pool), id(enclave.budget))}
+        assert enclave.pool.workers == 1
+    finally:
+        enclave.close()
