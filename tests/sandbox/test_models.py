@@ -89,9 +89,6 @@ def trained(enclave: Enclave, policy: ScenarioPolicy) -> dict[str, Trained]:
     if shutil.which("bwrap") is None:
         pytest.skip("bubblewrap is not installed here")
     before = enclave.budget.remaining(SCENARIO, "residents").epsilon
-    # The enclave starts its worker pool on first use, unguarded; the job runner starts it
-    # before its threads share the enclave, and so does this.
-    assert enclave.pool.workers == 1
 
     def train(model: str) -> Trained:
         sql, label, hyperparameters = JOBS[model]
