@@ -128,18 +128,22 @@ def _free_port() -> int:
 
 
 def _serve(workdir: Path) -> tuple[subprocess.Popen[bytes], str]:
+    """``veilbox serve`` started on a free port; :func:`_until_up` waits for it."""
     port = _free_port()
     server = subprocess.Popen(
         [VEILBOX, "serve", "--workdir", str(workdir), "--port", str(port)],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    url = f"http://127.0.0.1:{port}"
+    return server, f"http://127.0.0.1:{port}"
+
+
+def _until_up(server: subprocess.Popen[bytes], url: str) -> None:
     deadline = time.monotonic() + WAIT_S
     while True:
         with contextlib.suppress(httpx2.TransportError):  # not listening yet
             if httpx2.get(f"{url}/v1/keys").status_code == 200:
-                return server, url
+                return
         assert server.poll() is None and time.monotonic() < deadline, "veilbox serve did not start"
         time.sleep(0.1)
 
@@ -187,7 +191,8 @@ def story(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Story]:
     driver = None
     http = httpx2.Client(base_url=url)
     try:
-        driver = _chromium(downloads)
+        driver = _chromium(downloads)  # while the server starts
+        _until_up(server, url)
         world.client = http  # type: ignore[assignment] - the API calls now go to the served platform
         yield Story(url, world, driver, downloads, applied["id"])
     finally:
