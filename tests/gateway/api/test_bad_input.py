@@ -13,23 +13,29 @@ import pytest
 
 from gateway.api import MAX_BODY_BYTES
 from sandbox.policy import MAX_SQL_CHARS
-from tests.gateway.api.conftest import World
-from tests.gateway.api.probing import (
-    QUERY,
-    assert_denial_recorded,
-    assert_problem,
-    ledger_size,
-    pending_results,
-    release,
-)
+from tests.gateway.api.conftest import World, drain, running_world
+from tests.gateway.api.probing import QUERY, assert_denial_recorded, assert_problem, ledger_size
 
 JSON = {"content-type": "application/json"}
 
 
 @pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
+    """The probes need no job to run but the one result they aim at, which a runner drained in
+    this process runs and releases; one drained at once publishes the enclave's keys."""
+    with running_world(tmp_path_factory.mktemp("bad-input"), start_runner=False) as built:
+        drain(built)
+        yield built
+
+
+@pytest.fixture(scope="module")
 def released(world: World) -> Iterator[str]:
-    (job_id,) = pending_results(world, 1)
-    release(world, job_id)
+    job_id = world.submit(QUERY)["id"]
+    drain(world)
+    decision = {"decision": "approve", "reason": "cells ≥ 10"}
+    world.post(f"/v1/reviews/{job_id}/decisions", decision, "reviewer", 200)
+    drain(world)
+    assert world.get(f"/v1/jobs/{job_id}", "developer")["status"] == "released"
     yield job_id
 
 
