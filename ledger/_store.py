@@ -18,7 +18,6 @@ silently discarded.
 
 from __future__ import annotations
 
-import json
 import os
 import struct
 import threading
@@ -46,7 +45,7 @@ from ledger._layout import (
     prepare_directory,
     pwrite,
 )
-from ledger.entry import GENESIS_PREV, MAX_ENTRY_BYTES, Draft, Entry, utc_now
+from ledger.entry import GENESIS_PREV, MAX_ENTRY_BYTES, TIME_TAIL_BYTES, Draft, Entry, time_from_tail, utc_now
 from ledger.errors import (
     CheckpointError,
     LedgerCorruptError,
@@ -399,23 +398,22 @@ class Ledger:
             self._adopt_tail()
 
     def _load_state(self, n: int) -> None:
-        hashes = [self._node(level, index) for level, index in frontier_positions(n)]
-        self._n, self._edge = n, CompactRange(n, hashes)
-        self._end = self._offset(n)
+        """Take the state of the first ``n`` indexed entries; on damage, raise and keep the old state."""
+        edge = CompactRange(n, [self._node(level, index) for level, index in frontier_positions(n)])
+        end = self._offset(n)
         if n == 0:
-            self._prev, self._last_time = GENESIS_PREV, ""
+            self._n, self._edge, self._end, self._prev, self._last_time = 0, edge, end, GENESIS_PREV, ""
             return
-        self._prev = self._node(0, n - 1).hex()
         start = self._offset(n - 1)
-        if not 0 <= start < self._end <= start + MAX_ENTRY_BYTES + 1:
+        if not 0 <= start < end <= start + MAX_ENTRY_BYTES + 1:
             raise LedgerCorruptError(f"{INDEX_FILE} holds impossible offsets; run 'veilbox ledger rebuild'")
-        last = os.pread(self._log, self._end - start, start)
-        try:
-            self._last_time = json.loads(last)["time"]
-        except (ValueError, KeyError, TypeError):
-            raise LedgerCorruptError(
-                f"entry {n - 1} cannot be read back; run 'veilbox ledger verify'"
-            ) from None
+        # Other writers' appends bring every writer here once per append: read only the tail.
+        tail = min(TIME_TAIL_BYTES, end - start)
+        last_time = time_from_tail(os.pread(self._log, tail, end - tail))
+        if last_time is None:
+            raise LedgerCorruptError(f"entry {n - 1} cannot be read back; run 'veilbox ledger verify'")
+        prev = self._node(0, n - 1).hex()
+        self._n, self._edge, self._end, self._prev, self._last_time = n, edge, end, prev, last_time
 
     def _recover(self) -> None:
         """On open: check the derived files against the log's tail; rebuild them if they disagree."""

@@ -38,6 +38,10 @@ ENTRY_KEYS = ("action", "actor", "details", "index", "prev", "subject", "time")
 
 _TIME_RE = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z\Z")
 _HEX64_RE = re.compile(r"[0-9a-f]{64}\Z")
+# "time" sorts last of ENTRY_KEYS, so a rendered entry always ends with it (see Draft.render).
+_TIME_TAIL_RE = re.compile(rb',"time":"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z)"}\n?\Z')
+TIME_TAIL_BYTES = 39
+"""Bytes at the end of a stored entry line (newline included) that hold its time field."""
 # Bound on what rendering adds to a draft: keys, punctuation, index, time and prev.
 _RENDER_OVERHEAD = 200
 
@@ -56,6 +60,13 @@ def utc_now() -> str:
     now = time.time_ns() // 1000
     seconds, micros = divmod(now, 1_000_000)
     return f"{_second_text(seconds)}.{micros:06d}Z"
+
+
+def time_from_tail(tail: bytes) -> str | None:
+    """The time of a stored entry from the last TIME_TAIL_BYTES of its line, without parsing
+    the rest; None if those bytes are not the end of an entry as Draft.render writes it."""
+    found = _TIME_TAIL_RE.search(tail)
+    return found.group(1).decode() if found else None
 
 
 @functools.lru_cache(maxsize=4)

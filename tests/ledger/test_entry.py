@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from ledger import MAX_ENTRY_BYTES, Entry, EntryError, Ledger, LedgerCorruptError, canonical_json
-from ledger.entry import GENESIS_PREV, Draft
+from ledger.entry import GENESIS_PREV, TIME_TAIL_BYTES, Draft, time_from_tail
 
 
 def test_rendered_entries_are_canonical_json() -> None:
@@ -99,3 +99,28 @@ def test_parse_refuses_damaged_entries(mutate: Any, problem: str) -> None:
     Entry.parse(raw)
     with pytest.raises(LedgerCorruptError, match=problem):
         Entry.parse(mutate(raw))
+
+
+@pytest.mark.parametrize("newline", [b"", b"\n"])
+def test_the_time_is_read_from_the_tail_of_an_entry_whatever_its_details_hold(newline: bytes) -> None:
+    decoy = {"time": "1999-01-01T00:00:00.000000Z", "note": ',"time":"1999-01-01T00:00:00.000000Z"}'}
+    raw = Draft.build("a", "b", ',"time":"1999-01-01T00:00:00.000000Z"}', decoy).render(
+        3, "2026-05-06T07:08:09.123456Z", GENESIS_PREV
+    )
+    line = raw + newline
+    assert time_from_tail(line[-TIME_TAIL_BYTES:]) == "2026-05-06T07:08:09.123456Z" == json.loads(raw)["time"]
+
+
+@pytest.mark.parametrize(
+    "tail",
+    [
+        b'"time":"2026-05-06T07:08:09.123456Z"}\n',  # cut short: no comma before the key
+        b',"time":"2026-05-06T07:08:09.12345xZ"}\n',
+        b',"time":"2026-05-06T07:08:09.123456Z"} ',
+        b',"time":"2026-05-06T07:08:09.123456Z"}\n\n',
+        b',"tim":"2026-05-06T07:08:09.1234567Z"}\n',
+        b"",
+    ],
+)
+def test_a_tail_not_written_by_render_gives_no_time(tail: bytes) -> None:
+    assert time_from_tail(tail) is None

@@ -24,6 +24,7 @@ from ledger import (
     open_checkpoint,
     verify_log,
 )
+from ledger import _store as store
 from ledger._compact import node_position
 from ledger.entry import GENESIS_PREV
 from tests.support import ORIGIN, fill
@@ -270,6 +271,39 @@ def test_entries_removed_behind_the_index_are_reported(ledger_dir: Path) -> None
 
 
 # ------------------------------------------------------------------- faults
+
+
+def test_a_writer_catching_up_never_stamps_an_entry_earlier_than_the_last(
+    ledger_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The other writer's clock runs ahead: this one must carry its time forward, not go back.
+    ahead, behind = Ledger.open(ledger_dir), Ledger.open(ledger_dir)
+    try:
+        behind.append("b", "first", "s")
+        monkeypatch.setattr(store, "utc_now", lambda: "2999-01-01T00:00:00.000001Z")
+        ahead.append("a", "ahead", "s")
+        monkeypatch.undo()
+        behind.append("b", "caught up", "s")
+        assert [e.time for e in behind.entries()][1:] == ["2999-01-01T00:00:00.000001Z"] * 2
+    finally:
+        ahead.close(), behind.close()
+    assert verify_log(ledger_dir).ok
+
+
+def test_a_damaged_time_on_the_last_entry_stops_a_writer_catching_up(ledger_dir: Path) -> None:
+    first, second = Ledger.open(ledger_dir), Ledger.open(ledger_dir)
+    try:
+        first.append("a", "b", "c")
+        entries = ledger_dir / "entries.jsonl"
+        data = entries.read_bytes()
+        damaged = data[:-4] + b'x"}\n'  # the same length; its time no longer ends in Z
+        entries.write_bytes(damaged)
+        for _ in range(2):  # a retry is refused too: the failed catch-up took none of the state
+            with pytest.raises(LedgerCorruptError, match="entry 0 cannot be read back"):
+                second.append("d", "e", "f")
+        assert entries.read_bytes() == damaged
+    finally:
+        first.close(), second.close()
 
 
 def test_a_failed_write_leaves_nothing_half_written(log: Ledger, monkeypatch: pytest.MonkeyPatch) -> None:
