@@ -36,11 +36,13 @@ MAX_LABEL_CHARS = 1024
 GENESIS_PREV = "0" * 64
 ENTRY_KEYS = ("action", "actor", "details", "index", "prev", "subject", "time")
 
-_TIME_RE = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z\Z")
+_TIME = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z"
+_TIME_RE = re.compile(_TIME + r"\Z")
 _HEX64_RE = re.compile(r"[0-9a-f]{64}\Z")
 # "time" sorts last of ENTRY_KEYS, so a rendered entry always ends with it (see Draft.render).
-_TIME_TAIL_RE = re.compile(rb',"time":"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z)"}\n?\Z')
-TIME_TAIL_BYTES = 39
+_TIME_KEY, _END = b',"time":"', b'"}'
+_TIME_TAIL_RE = re.compile(re.escape(_TIME_KEY) + b"(" + _TIME.encode() + b")" + re.escape(_END) + rb"\n?\Z")
+TIME_TAIL_BYTES = len(_TIME_KEY) + len("2026-01-01T00:00:00.000000Z") + len(_END) + 1
 """Bytes at the end of a stored entry line (newline included) that hold its time field."""
 # Bound on what rendering adds to a draft: keys, punctuation, index, time and prev.
 _RENDER_OVERHEAD = 200
@@ -125,8 +127,8 @@ class Draft:
                 b',"index":', str(index).encode(),
                 b',"prev":"', prev.encode(),
                 b'","subject":', self.subject,
-                b',"time":"', time.encode(),
-                b'"}',
+                _TIME_KEY, time.encode(),
+                _END,
             )
         )  # fmt: skip
 

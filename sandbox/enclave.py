@@ -29,9 +29,10 @@ from __future__ import annotations
 
 import hashlib
 import threading
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar, cast
 
 import duckdb
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -48,6 +49,8 @@ from sandbox.catalog import Catalog, check_name
 from sandbox.limits import Limits
 from sandbox.pool import WorkerPool
 from sandbox.quarantine import Quarantine
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -134,8 +137,7 @@ class Enclave:
         self._pool: WorkerPool | None = None
         self._spark: Backend | None = None
         self._budget: PrivacyBudget | None = None
-        # The job runner's threads share one enclave: what starts on first use starts once.
-        self._starting = threading.Lock()
+        self._starting = {name: threading.Lock() for name in ("_pool", "_spark", "_budget")}
 
     @classmethod
     def open(
@@ -164,21 +166,32 @@ class Enclave:
         master = MasterKey.load_or_create(paths.master_key)
         return cls(paths, ledger, master, limits or Limits(), workers, backend)
 
+    def _started(self, name: str, start: Callable[[], T]) -> T:
+        """The service in attribute ``name``, started by ``start`` on first use.
+
+        The job runner's threads share one enclave: each service starts once however many
+        threads reach it first, and one slow to start (Spark's driver) holds up no other.
+        """
+        service = getattr(self, name)
+        if service is None:
+            with self._starting[name]:
+                service = getattr(self, name)
+                if service is None:
+                    service = start()
+                    setattr(self, name, service)
+        return cast(T, service)
+
     @property
     def budget(self) -> PrivacyBudget:
         """The privacy budget store, opened on first use."""
-        with self._starting:
-            if self._budget is None:
-                self._budget = PrivacyBudget(self.paths.budget, self.ledger)
-            return self._budget
+        return self._started("_budget", lambda: PrivacyBudget(self.paths.budget, self.ledger))
 
     @property
     def pool(self) -> WorkerPool:
         """The worker pool, started on first use."""
-        with self._starting:
-            if self._pool is None:
-                self._pool = WorkerPool(self.paths.base, workers=self._workers, limits=self._limits)
-            return self._pool
+        return self._started(
+            "_pool", lambda: WorkerPool(self.paths.base, workers=self._workers, limits=self._limits)
+        )
 
     @property
     def duckdb(self) -> Backend:
@@ -188,17 +201,17 @@ class Enclave:
     @property
     def spark(self) -> Backend:
         """The Spark engine, its driver started on first use; BackendError if it cannot be used."""
-        with self._starting:
-            if self._spark is None:
-                from sandbox._spark import SparkBackend  # noqa: PLC0415 - DuckDB deployments never load it
+        return self._started("_spark", self._start_spark)
 
-                self._spark = SparkBackend(
-                    self.paths.enclave,
-                    self.backend_config,
-                    self._limits,
-                    lambda name: self.catalog.get(name).content_hash,
-                )
-            return self._spark
+    def _start_spark(self) -> Backend:
+        from sandbox._spark import SparkBackend  # noqa: PLC0415 - DuckDB deployments never load it
+
+        return SparkBackend(
+            self.paths.enclave,
+            self.backend_config,
+            self._limits,
+            lambda name: self.catalog.get(name).content_hash,
+        )
 
     def engine_for(self, tables: Collection[str]) -> Backend:
         """The engine that runs an aggregate query job reading ``tables``, as configured.

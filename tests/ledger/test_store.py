@@ -286,7 +286,8 @@ def test_a_writer_catching_up_never_stamps_an_entry_earlier_than_the_last(
         behind.append("b", "caught up", "s")
         assert [e.time for e in behind.entries()][1:] == ["2999-01-01T00:00:00.000001Z"] * 2
     finally:
-        ahead.close(), behind.close()
+        ahead.close()
+        behind.close()
     assert verify_log(ledger_dir).ok
 
 
@@ -303,7 +304,8 @@ def test_a_damaged_time_on_the_last_entry_stops_a_writer_catching_up(ledger_dir:
                 second.append("d", "e", "f")
         assert entries.read_bytes() == damaged
     finally:
-        first.close(), second.close()
+        first.close()
+        second.close()
 
 
 def test_a_failed_write_leaves_nothing_half_written(log: Ledger, monkeypatch: pytest.MonkeyPatch) -> None:
