@@ -77,8 +77,8 @@ _MODES = {
     # a target near the line can be judged rather than left undecided.
     "full": _Mode(
         (
-            _Size(100_000, 12, 4),
-            _Size(1_000_000, 16, 3, spark_rounds=3),
+            _Size(100_000, 12, 8),
+            _Size(1_000_000, 16, 8, spark_rounds=3),
             _Size(10_000_000, 8, 0, spark_rounds=2),
         ),
         jobs=48,
