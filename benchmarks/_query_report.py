@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import math
 import statistics
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
 from benchmarks._query_data import WORKERS
 from benchmarks._query_set import Prepared
-from benchmarks._report import Record, measured, skipped
+from benchmarks._report import Record, measured, median_interval, skipped
 
 RAW, BOUNDED, IN_PROCESS, HTTP, SMARTNOISE = (
     "raw DuckDB",
@@ -24,9 +23,6 @@ FIXED_OVERHEAD_MS = 10.0
 _FLOOR_RATIO = 1.5
 _HTTP_OVERHEAD_MS = 15.0
 _SMARTNOISE_SPEEDUP = 20.0
-_CONFIDENCE = 0.9
-"""A target is judged met or missed only if the median's interval at this confidence lies
-wholly on one side of it; otherwise the machine's spread leaves it undecided."""
 
 
 @dataclass
@@ -221,26 +217,6 @@ def judged(record: Record, target: Target, seconds: Sequence[float], base: Seque
     )
     note = " ".join(filter(None, (record.note, why))) or None
     return replace(record, target=target.text, met=met, note=note)
-
-
-def median_interval(n: int) -> tuple[tuple[int, int], float]:
-    """Positions (in sorted order) of a distribution-free interval for the median of ``n``
-    values, the narrowest with confidence ≥ ``_CONFIDENCE`` — or, when ``n`` is too small for
-    that, the whole range — and its confidence.
-
-    >>> median_interval(12)
-    ((2, 9), 0.961...)
-    >>> median_interval(3)
-    ((0, 2), 0.75)
-    """
-    best = (0, n - 1), 1 - 2 * 0.5**n
-    for k in range(1, n // 2):
-        # The median lies outside [x(k), x(n−1−k)] only if k or fewer values fall on one side.
-        confidence = 1 - 2 * sum(math.comb(n, i) for i in range(k + 1)) / 2**n
-        if confidence < _CONFIDENCE:
-            break
-        best = (k, n - 1 - k), confidence
-    return best
 
 
 def _ratio(a: list[float], b: list[float]) -> float:

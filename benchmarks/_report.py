@@ -9,6 +9,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+CONFIDENCE = 0.9
+"""A target is judged met or missed only if the median's interval at this confidence lies
+wholly on one side of it; otherwise the machine's spread leaves it undecided."""
+
 
 @dataclass(frozen=True)
 class Options:
@@ -75,6 +79,26 @@ def paired(a: Callable[[], float], b: Callable[[], float], rounds: int, warmup: 
         xs.append(x)
         ys.append(y)
     return Paired(xs, ys)
+
+
+def median_interval(n: int) -> tuple[tuple[int, int], float]:
+    """Positions (in sorted order) of a distribution-free interval for the median of ``n``
+    values, the narrowest with confidence ≥ ``CONFIDENCE`` — or, when ``n`` is too small for
+    that, the whole range — and its confidence.
+
+    >>> median_interval(12)
+    ((2, 9), 0.961...)
+    >>> median_interval(3)
+    ((0, 2), 0.75)
+    """
+    best = (0, n - 1), 1 - 2 * 0.5**n
+    for k in range(1, n // 2):
+        # The median lies outside [x(k), x(n−1−k)] only if k or fewer values fall on one side.
+        confidence = 1 - 2 * sum(math.comb(n, i) for i in range(k + 1)) / 2**n
+        if confidence < CONFIDENCE:
+            break
+        best = (k, n - 1 - k), confidence
+    return best
 
 
 def percentile(values: Sequence[float], q: float) -> float:

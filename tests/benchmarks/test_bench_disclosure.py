@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import statistics
 from dataclasses import replace
 from pathlib import Path
 
@@ -34,9 +35,25 @@ def test_smoke_run_records_both_benchmarks(tmp_path: Path) -> None:
         assert record.note and record.target is None and record.met is None
     assert all(r.engine == bench_disclosure.ENGINE for r in differencing)
     assert rules[0].engine == ENGINE
-    assert "Growth" not in (differencing[0].note or "")
-    assert "Growth: ×" in (differencing[1].note or "")
+    assert "Growth" not in (differencing[0].note or "") and differencing[0].ratio is None
+    assert "Growth: ×" in (differencing[1].note or "") and "in turn" in (differencing[1].note or "")
+    assert differencing[1].ratio is not None and differencing[1].ratio > 0
     assert "caught subtracting" in (differencing[1].note or "")
+
+
+@pytest.mark.parametrize(
+    ("growths", "met"),
+    [([9.0] * 15 + [30.0] * 5, True), ([11.0] * 15 + [1.0] * 5, False), ([9.0] * 10 + [11.0] * 10, None)],
+)
+def test_growth_is_judged_on_the_interval_of_its_per_release_median(
+    growths: list[float], met: bool | None
+) -> None:
+    previous = [0.001 * (i + 1) for i in range(len(growths))]
+    seconds = [g * p for g, p in zip(growths, previous, strict=True)]
+    growth, words, verdict = bench_disclosure._growth(seconds, previous, 10.0)
+    assert verdict is met
+    assert growth == pytest.approx(statistics.median(growths))
+    assert words.startswith(f"Growth: ×{growth:.1f} for 10× the releases")
 
 
 def test_every_joint_cell_is_empty_or_large_except_the_islet() -> None:
