@@ -86,13 +86,12 @@ def check_safe(findings: Sequence[DifferencingFinding]) -> None:
 
 @dataclass
 class _Timed:
-    """One size's check times, and where a smaller index was timed in turn, its times too."""
+    """One size's check times, and where a smaller index was timed in turn, its size and times."""
 
     size: int
     seconds: list[float]
     findings: int
-    previous_size: int | None = None
-    previous: list[float] | None = None  # the smaller index's time on the same fresh releases
+    previous: tuple[int, list[float]] | None = None
 
 
 def _differencing_records(seed: int, mode: _Mode) -> list[Record]:
@@ -148,9 +147,7 @@ def _time_checks(
         if len(seconds) >= _MIN_CHECKS and sum(seconds) + sum(before) > budget_s:
             break
     progress(f"differencing: {len(seconds)} checks at {len(index):,}, {sum(seconds):.1f} s")
-    if previous is None:
-        return _Timed(len(index), seconds, findings)
-    return _Timed(len(index), seconds, findings, previous[0], before)
+    return _Timed(len(index), seconds, findings, None if previous is None else (previous[0], before))
 
 
 def _check(index: ReleaseIndex, release: ReleaseDescriptor) -> tuple[float, list[DifferencingFinding]]:
@@ -181,15 +178,16 @@ def _record(timed: _Timed, fresh: int, budget_s: float, expected: Mapping[GroupK
     growth: float | None = None
     verdict: bool | None = None
     judged = False
-    if timed.previous is not None and timed.previous_size is not None:
-        growth, words, verdict = _growth(timed.seconds, timed.previous, size / timed.previous_size)
+    if timed.previous is not None:
+        base, before = timed.previous
+        growth, words, verdict = _growth(timed.seconds, before, size / base)
         parts.append(
             f"Each check ran in turn with the same release's check on an index of the first "
-            f"{timed.previous_size:,} of these releases, the order alternating. {words}"
+            f"{base:,} of these releases, the order alternating. {words}"
         )
-        judged = size == _TARGET_SIZE and timed.previous_size == _TARGET_BASE
+        judged = size == _TARGET_SIZE and base == _TARGET_BASE
         if judged and verdict is None:
-            parts.append("Target undecided: the interval lies on both sides of ×10.")
+            parts.append(f"Target undecided: the interval lies on both sides of ×{size / base:g}.")
     isolated = sum(expected.values())
     parts.append(
         f"Checked at this size, untimed: everyone outside {ISLET} by education is caught subtracting "
